@@ -1,0 +1,3 @@
+from meterbox.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,172 @@
+"""The daemon: one poller per printer, the store first, the uplink last.
+
+Pollers start at random offsets and never stop each other; a reading is committed to
+the store before anything else sees it; the pump moves outbox rows to the uplink in
+a bounded window and marks them sent only on PUBACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Callable
+
+from meterbox.config import Config, PrinterTarget
+from meterbox.errors import MeterboxError, StoreError
+from meterbox.poll import Hint, read_printer
+from meterbox.snmp import SnmpClient, Target
+from meterbox.store import Store
+from meterbox.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+PUMP_INTERVAL = 0.1
+
+
+class Poller:
+    """Polls one configured address; logs changes of health, not every failure."""
+
+    def __init__(self, daemon: "Daemon", target: Target) -> None:
+        self.daemon = daemon
+        self.target = target
+        self.hint = Hint()
+        self.healthy: bool | None = None
+        self.serial: str | None = None
+        self.polls = 0
+
+    async def poll_once(self) -> None:
+        d = self.daemon
+        try:
+            result = await read_printer(d.snmp, self.target, self.hint, clock=d.clock)
+        except MeterboxError as err:
+            if self.healthy is not False:
+                log.warning("printer at %s: %s; will retry every %s", self.target.address,
+                            _first_clause(err), _human(d.cfg.poll.interval), extra={"PRINTER_ADDRESS": self.target.address})
+                log.debug("printer at %s: %s", self.target.address, err)
+            self.healthy = False
+            d.store.printer_polled(self.target.address, None, str(err))
+            return
+        device, reading = result.device, result.reading
+        if not device.serial:
+            if self.healthy is not False:
+                log.warning("printer at %s (%s %s) reports no serial number; it is shown in "
+                            "`meterbox status` but not reported", self.target.address,
+                            device.manufacturer or "?", device.model or "?")
+            self.healthy = False
+            d.store.printer_polled(self.target.address, None, "no serial number")
+            return
+        if self.serial and device.serial != self.serial:
+            log.warning("printer at %s is now serial %s (was %s): a different printer; "
+                        "its history starts anew", self.target.address, device.serial, self.serial)
+        elif self.healthy is False:
+            log.info("printer %s at %s reachable again", device.serial, self.target.address)
+        elif self.healthy is None:
+            log.info("printer %s (%s %s) at %s: %d meters, %d supplies", device.serial,
+                     device.manufacturer, device.model, self.target.address,
+                     len(reading.meters), len(reading.supplies), extra={"PRINTER_SERIAL": device.serial})
+        self.healthy = True
+        self.serial = device.serial
+        self.polls += 1
+        d.store.add_reading(d.cfg.box_id, device, reading)
+        d.store.printer_polled(self.target.address, device.serial, None)
+        d.readings_stored += 1
+
+
+def _first_clause(err: Exception) -> str:
+    text = str(err)
+    return text.split(": ", 1)[1] if text.startswith("printer at ") and ": " in text else text
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
+def target_of(p: PrinterTarget, cfg: Config) -> Target:
+    return Target(p.host, p.port, p.credential, timeout=cfg.poll.timeout, retries=cfg.poll.retries)
+
+
+class Daemon:
+    """Everything `meterbox run` does, startable and stoppable from tests."""
+
+    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.store = Store(cfg.state_dir / "meterbox.db")
+        self.snmp = SnmpClient()
+        self.uplink = Uplink(cfg.uplink, cfg.box_id) if cfg.uplink.host else None
+        self.pollers = [Poller(self, target_of(p, cfg)) for p in cfg.printers]
+        self.readings_stored = 0
+        self._gate = asyncio.Semaphore(max(cfg.poll.concurrency, 1))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll and upload until STOP is set."""
+        if self.uplink:
+            if self.store.state("paused") == "1":
+                self.uplink.pause()
+                log.info("uploads are paused (since %s); `meterbox resume` turns them back on",
+                         self.store.state("paused_at") or "earlier")
+            self.uplink.start()
+        log.info("meterbox %s polling %d printers every %s; %d readings waiting to be sent",
+                 self.cfg.box_id, len(self.pollers), _human(self.cfg.poll.interval), self.store.backlog())
+        tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
+        if self.uplink:
+            tasks.append(asyncio.create_task(self._pump_loop(), name="pump"))
+        try:
+            await stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.uplink:
+                self._pump_once()
+                self.uplink.stop()
+                self._pump_once()
+            self.snmp.close()
+            self.store.close()
+
+    async def _poll_loop(self, poller: Poller) -> None:
+        interval = self.cfg.poll.interval
+        await asyncio.sleep(random.uniform(0, min(interval, 1.0)))  # spread the first polls
+        while True:
+            started = time.monotonic()
+            async with self._gate:
+                try:
+                    await poller.poll_once()
+                except StoreError as err:
+                    log.error("%s", err)
+                except Exception:  # one printer's surprise must not stop the others
+                    log.exception("printer at %s: unexpected error while polling; will retry",
+                                  poller.target.address)
+            await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
+
+    async def _pump_loop(self) -> None:
+        while True:
+            try:
+                self._pump_once()
+            except StoreError as err:
+                log.error("%s", err)
+            except Exception:
+                log.exception("uplink pump: unexpected error; will retry")
+            await asyncio.sleep(PUMP_INTERVAL)
+
+    def _pump_once(self) -> None:
+        assert self.uplink is not None
+        self.store.mark_sent(self.uplink.take_acked())
+        paused = self.store.state("paused") == "1"
+        if paused and not self.uplink.paused:
+            log.info("uploads paused: no connection to the vendor until resumed")
+            self.uplink.pause()
+        elif not paused and self.uplink.paused:
+            log.info("uploads resumed; %d readings waiting", self.store.backlog())
+            self.uplink.resume()
+        window = self.uplink.window()
+        if window:
+            for message in self.store.pending(window, exclude=self.uplink.flying()):
+                if not self.uplink.publish(message):
+                    break

@@ -1,0 +1,224 @@
+"""The uplink: MQTT v5 over mutual TLS to the vendor broker, QoS 1, persistent session.
+
+paho-mqtt runs its network loop in a thread of its own; the daemon's event loop owns
+the store. The loop hands PUBACKs to the event loop through a queue, so a row leaves
+the outbox only after the broker has it, and only the event loop writes SQLite.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+import ssl
+import threading
+from typing import Callable
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from meterbox.config import UplinkConfig
+from meterbox.errors import TlsError, UplinkError
+from meterbox.store import Message
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our session (and in-flight QoS 1) for a week
+
+
+def tls_context(cfg: UplinkConfig) -> ssl.SSLContext:
+    """Strict TLS: the vendor CA only, host name checked, our client certificate presented.
+
+    Built anew for each connection, so a renewed certificate file is used without a restart.
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cfg.ca_file) if cfg.ca_file else None)
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    if cfg.cert_file:
+        ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file) if cfg.key_file else None)
+    return ctx
+
+
+def explain_tls(err: BaseException, cfg: UplinkConfig) -> UplinkError:
+    """One sentence for each way TLS fails, saying what to do; never a fallback to no verification."""
+    where = f"broker {cfg.host}:{cfg.port}"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        reason = (err.verify_message or str(err)).lower()
+        if "expired" in reason:
+            return TlsError(f"{where}: its certificate has expired (or this box's clock is wrong); "
+                            "nothing was sent; check the time with `meterbox doctor` and tell the vendor")
+        if "hostname" in reason or "ip address mismatch" in reason:
+            return TlsError(f"{where}: its certificate is not valid for the name {cfg.host!r}; "
+                            "nothing was sent; check uplink.host in the config")
+        return TlsError(f"{where}: its certificate is not signed by the vendor CA in {cfg.ca_file} ({reason}); "
+                        "nothing was sent; check uplink.ca_file")
+    text = str(err).lower()
+    if isinstance(err, ssl.SSLError) and ("alert" in text or "certificate" in text):
+        return TlsError(f"{where}: the broker refused this box's client certificate {cfg.cert_file} "
+                        f"({getattr(err, 'reason', None) or err}); nothing was sent; "
+                        "the certificate may be expired or not issued by the vendor: re-enroll the box")
+    if isinstance(err, ssl.SSLError):
+        return TlsError(f"{where}: TLS failed ({err}); nothing was sent")
+    if isinstance(err, FileNotFoundError):
+        return UplinkError(f"{where}: certificate file missing ({err.filename}); check uplink.ca_file, "
+                           "cert_file and key_file in the config")
+    return UplinkError(f"{where}: cannot connect ({err.__class__.__name__}: {err}); "
+                       "check the network and that port "
+                       f"{cfg.port} is not blocked; readings are kept and sent later")
+
+
+class Uplink:
+    """Sends outbox rows; reports PUBACKs back; reconnects with back-off and jitter."""
+
+    def __init__(self, cfg: UplinkConfig, box_id: str) -> None:
+        self.cfg = cfg
+        self.box_id = box_id
+        self.acked: collections.deque[str] = collections.deque()   # message ids, filled by paho's thread
+        self.in_flight: dict[int, str] = {}                        # mid -> message id
+        self.connected = threading.Event()
+        self.last_error: UplinkError | None = None
+        self.on_error: Callable[[UplinkError | None], None] = lambda e: None
+        self._paused = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._client = self._new_client()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+    def _new_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.box_id, protocol=mqtt.MQTTv5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.max_inflight_messages_set(max(self.cfg.in_flight, 1))
+        client.max_queued_messages_set(0)
+        return client
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._client.disconnect()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused.is_set()
+
+    def pause(self) -> None:
+        """No connection to the vendor at all (not even DNS) until resume()."""
+        if not self._paused.is_set():
+            self._paused.set()
+            self._client.disconnect()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            if self._paused.is_set():
+                self._stop.wait(0.2)
+                continue
+            try:
+                self._connect()
+            except Exception as err:  # each failure becomes one clear error, then back-off
+                self._fail(explain_tls(err, self.cfg))
+                self._stop.wait(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 300.0)
+                continue
+            self._client.loop_forever(retry_first_connection=False)
+            if self.connected.is_set():
+                self.connected.clear()
+            if self.last_error is None:
+                delay = 1.0
+            self._stop.wait(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 300.0)
+
+    def _connect(self) -> None:
+        # A fresh context on every connect picks up renewed certificate files without a restart;
+        # paho's tls_set_context() may be called only once, so the context is swapped in place.
+        self._client._ssl_context = None  # noqa: SLF001
+        self._client.tls_set_context(tls_context(self.cfg))
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY
+        self._client.connect(self.cfg.host, self.cfg.port, keepalive=int(self.cfg.keepalive),
+                             clean_start=False, properties=props)
+
+    def _fail(self, err: UplinkError) -> None:
+        if self.last_error is None or str(err) != str(self.last_error):
+            log.warning("uplink: %s", err)
+        self.last_error = err
+        self.on_error(err)
+
+    # --- paho callbacks (paho's thread) ---------------------------------------------
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+        if reason_code.is_failure:
+            self._fail(UplinkError(f"broker {self.cfg.host}:{self.cfg.port} refused box {self.box_id}: "
+                                   f"{reason_code}; check that the box is enrolled and its certificate is current"))
+            client.disconnect()
+            return
+        if self.last_error is not None:
+            log.info("uplink: connected to %s:%d again", self.cfg.host, self.cfg.port)
+        else:
+            log.info("uplink: connected to %s:%d (session %s)", self.cfg.host, self.cfg.port,
+                     "resumed" if flags.session_present else "new")
+        self.last_error = None
+        self.on_error(None)
+        self.connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
+                       reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was and not self._paused.is_set() and not self._stop.is_set():
+            log.warning("uplink: disconnected from %s:%d (%s); readings are kept and sent on reconnect",
+                        self.cfg.host, self.cfg.port, reason_code)
+        with self._lock:
+            self.in_flight.clear()  # the outbox still has them; they are sent again with the same ids
+
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int,
+                    reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+        """PUBACK for QoS 1: the broker holds the reading, so only now may its row go."""
+        with self._lock:
+            msg_id = self.in_flight.pop(mid, None)
+        if msg_id is not None and not reason_code.is_failure:
+            self.acked.append(msg_id)
+        elif msg_id is not None:
+            log.warning("uplink: broker refused message %s: %s", msg_id, reason_code)
+
+    # --- used by the daemon's loop ---------------------------------------------------
+    def window(self) -> int:
+        """How many more messages may be sent now."""
+        if not self.connected.is_set() or self._paused.is_set():
+            return 0
+        with self._lock:
+            return max(self.cfg.in_flight - len(self.in_flight), 0)
+
+    def flying(self) -> set[str]:
+        with self._lock:
+            return set(self.in_flight.values())
+
+    def publish(self, message: Message) -> bool:
+        """Hand one outbox row to paho; False if not connected."""
+        with self._lock:
+            info = self._client.publish(message.topic, message.payload.encode(), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return False
+            self.in_flight[info.mid] = message.id
+        return True
+
+    def take_acked(self) -> list[str]:
+        out = []
+        while self.acked:
+            out.append(self.acked.popleft())
+        return out
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
