@@ -13,14 +13,20 @@ import pytest
 from support import INSTALL_MOSQUITTO, INSTALL_SNMPSIM, PRINTERS, require
 from support.broker import Broker
 from support.pki import Pki
+from support.process import free_udp_port
 from support.snmpsim import Simulator, responder_binary
 
 
 @pytest.fixture(scope="session")
 def printers() -> Iterator[Simulator]:
-    """snmpsim on 127.0.0.1 serving tests/printers/*.snmprec; community = recording name."""
+    """snmpsim serving tests/printers/*.snmprec; community = recording name.
+
+    It listens on 127.0.0.1 to 127.0.0.8 (one port), so a test can give each printer an
+    address of its own, as on a real LAN (`.addresses`); `.address` is the first.
+    """
     require(responder_binary(), INSTALL_SNMPSIM)
-    with Simulator(data_dir=PRINTERS) as sim:
+    port = free_udp_port()
+    with Simulator(data_dir=PRINTERS, endpoints=[(f"127.0.0.{i}", port) for i in range(1, 9)]) as sim:
         yield sim
 
 

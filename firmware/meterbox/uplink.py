@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import random
+import re
 import ssl
 import threading
 from typing import Callable
@@ -57,10 +58,14 @@ def explain_tls(err: BaseException, cfg: UplinkConfig) -> UplinkError:
     text = str(err).lower()
     if isinstance(err, ssl.SSLError) and ("alert" in text or "certificate" in text):
         return TlsError(f"{where}: the broker refused this box's client certificate {cfg.cert_file} "
-                        f"({getattr(err, 'reason', None) or err}); nothing was sent; "
+                        f"({err.args[0] if err.args else err}); nothing was sent; "
                         "the certificate may be expired or not issued by the vendor: re-enroll the box")
+    if isinstance(err, ssl.SSLError) and "eof" in text:
+        return TlsError(f"{where}: the broker closed the connection during TLS set-up: it most likely "
+                        f"refused this box's client certificate {cfg.cert_file}; nothing was sent; "
+                        "check that the certificate is current and issued by the vendor, or re-enroll the box")
     if isinstance(err, ssl.SSLError):
-        return TlsError(f"{where}: TLS failed ({err}); nothing was sent")
+        return TlsError(f"{where}: TLS failed ({err.args[0] if err.args else err}); nothing was sent")
     if isinstance(err, FileNotFoundError):
         return UplinkError(f"{where}: certificate file missing ({err.filename}); check uplink.ca_file, "
                            "cert_file and key_file in the config")
@@ -77,6 +82,7 @@ class Uplink:
         self.box_id = box_id
         self.acked: collections.deque[str] = collections.deque()   # message ids, filled by paho's thread
         self.in_flight: dict[int, str] = {}                        # mid -> message id
+        self._early: set[int] = set()                              # PUBACKs that beat publish()
         self.connected = threading.Event()
         self.last_error: UplinkError | None = None
         self.on_error: Callable[[UplinkError | None], None] = lambda e: None
@@ -85,6 +91,7 @@ class Uplink:
         self._lock = threading.Lock()
         self._client = self._new_client()
         self._thread: threading.Thread | None = None
+        self._socket_error = ""                                    # paho's last socket error text
 
     # --- lifecycle ---------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
@@ -92,6 +99,7 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_log = self._on_log
         client.max_inflight_messages_set(max(self.cfg.in_flight, 1))
         client.max_queued_messages_set(0)
         return client
@@ -141,17 +149,19 @@ class Uplink:
             delay = min(delay * 2, 300.0)
 
     def _connect(self) -> None:
-        # A fresh context on every connect picks up renewed certificate files without a restart;
-        # paho's tls_set_context() may be called only once, so the context is swapped in place.
-        self._client._ssl_context = None  # noqa: SLF001
-        self._client.tls_set_context(tls_context(self.cfg))
+        # A fresh client per connection: the outbox, not paho's memory, decides what is resent
+        # (same message ids), and a fresh TLS context picks up renewed certificate files.
+        client = self._new_client()
+        client.tls_set_context(tls_context(self.cfg))
+        self._client = client
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY
         self._client.connect(self.cfg.host, self.cfg.port, keepalive=int(self.cfg.keepalive),
                              clean_start=False, properties=props)
 
     def _fail(self, err: UplinkError) -> None:
-        if self.last_error is None or str(err) != str(self.last_error):
+        """Log a new kind of failure once; retries that fail the same way stay quiet."""
+        if self.last_error is None or type(err) is not type(self.last_error):
             log.warning("uplink: %s", err)
         self.last_error = err
         self.on_error(err)
@@ -173,21 +183,36 @@ class Uplink:
         self.on_error(None)
         self.connected.set()
 
+    def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
+        """paho reports socket errors only to its log; keep the last one to explain a drop."""
+        if level == mqtt.MQTT_LOG_ERR:
+            self._socket_error = text
+
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        if not was and not self._paused.is_set() and not self._stop.is_set():
+            # Dropped before CONNACK: with TLS 1.3 a refused client certificate shows up only here.
+            text, self._socket_error = self._socket_error, ""
+            reason = re.sub(r"^failed to receive on socket: |\[SSL: [A-Z0-9_]+\] | \(_ssl\.c:\d+\)", "", text)
+            err: BaseException = ssl.SSLError(reason) if ("alert" in text.lower() or "ssl" in text.lower()) \
+                else ConnectionError(reason or f"closed by the broker ({reason_code})")
+            self._fail(explain_tls(err, self.cfg))
         if was and not self._paused.is_set() and not self._stop.is_set():
             log.warning("uplink: disconnected from %s:%d (%s); readings are kept and sent on reconnect",
                         self.cfg.host, self.cfg.port, reason_code)
         with self._lock:
             self.in_flight.clear()  # the outbox still has them; they are sent again with the same ids
+            self._early.clear()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int,
                     reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         """PUBACK for QoS 1: the broker holds the reading, so only now may its row go."""
         with self._lock:
             msg_id = self.in_flight.pop(mid, None)
+            if msg_id is None and not reason_code.is_failure:
+                self._early.add(mid)
         if msg_id is not None and not reason_code.is_failure:
             self.acked.append(msg_id)
         elif msg_id is not None:
@@ -206,12 +231,21 @@ class Uplink:
             return set(self.in_flight.values())
 
     def publish(self, message: Message) -> bool:
-        """Hand one outbox row to paho; False if not connected."""
+        """Hand one outbox row to paho; False if not connected.
+
+        paho's own lock is taken inside publish() and around on_publish, so ours is never
+        held across a paho call (lock-order inversion); a PUBACK that beats us here is kept
+        in `_early` until its mid is known.
+        """
+        info = self._client.publish(message.topic, message.payload.encode(), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return False
         with self._lock:
-            info = self._client.publish(message.topic, message.payload.encode(), qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return False
-            self.in_flight[info.mid] = message.id
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                self.acked.append(message.id)
+            else:
+                self.in_flight[info.mid] = message.id
         return True
 
     def take_acked(self) -> list[str]:

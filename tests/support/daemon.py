@@ -1,0 +1,116 @@
+"""Run the real `meterbox run` daemon as a process, with a config the test writes."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .broker import Broker
+from .cli import run_cli
+from .pki import CertPair
+from .process import log_tail, spawn, terminate
+
+BOX_ID = "MB-7F3A9C"
+
+
+@dataclass
+class PrinterEntry:
+    """One [[printers]] block."""
+
+    address: str
+    community: str
+
+
+@dataclass
+class BoxConfig:
+    """Writes a meterbox.toml for a test: printers, a fast poll interval, the test broker."""
+
+    state_dir: Path
+    printers: list[PrinterEntry] = field(default_factory=list)
+    broker: Broker | None = None
+    cert: CertPair | None = None
+    box_id: str = BOX_ID
+    interval: str = "1s"
+    timeout: str = "500ms"
+    extra: str = ""
+
+    def write(self, path: Path) -> Path:
+        lines = ["[box]", f'id = "{self.box_id}"', f'state_dir = "{self.state_dir}"', "",
+                 "[poll]", f'interval = "{self.interval}"', f'timeout = "{self.timeout}"', "retries = 1", ""]
+        for p in self.printers:
+            lines += ["[[printers]]", f'host = "{p.address}"', f'community = "{p.community}"', ""]
+        if self.broker is not None:
+            cert, key = self.cert or self.broker.client_cert(self.box_id)
+            lines += ["[uplink]", f'host = "{self.broker.host}"', f"port = {self.broker.port}",
+                      f'ca_file = "{self.broker.ca_file}"', f'cert_file = "{cert}"', f'key_file = "{key}"',
+                      'keepalive = "5s"', ""]
+        path.write_text("\n".join(lines) + self.extra)
+        return path
+
+
+class Daemon:
+    """`meterbox run --config FILE` in its own process group; stopped on exit, even on failure."""
+
+    def __init__(self, config: Path, work_dir: Path) -> None:
+        self.config = config
+        self.log_path = work_dir / "meterbox.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Daemon:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.proc = spawn([sys.executable, "-m", "meterbox", "run", "--config", str(self.config)], self.log_path)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, signal.SIGTERM)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: as abrupt as a power cut for the process."""
+        if self.proc is not None:
+            terminate(self.proc, signal.SIGKILL)
+            self.proc = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_log(self, pattern: str, timeout: float = 15.0) -> re.Match[str]:
+        """Wait until the daemon's log matches PATTERN (a regex)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if m := re.search(pattern, self.log()):
+                return m
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"daemon log never matched {pattern!r}:\n{log_tail(self.log_path, 40)}")
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(run_cli("status", "--config", str(self.config), "--json"))
+
+    def wait_status(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status = self.status()
+        while not predicate(status):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"status never matched: {status}\n{log_tail(self.log_path, 40)}")
+            time.sleep(0.2)
+            status = self.status()
+        return status
