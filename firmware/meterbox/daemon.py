@@ -64,7 +64,7 @@ class Poller:
             log.info("printer %s at %s reachable again", device.serial, self.target.address)
         elif self.healthy is None:
             log.info("printer %s (%s %s) at %s: %d meters, %d supplies", device.serial,
-                     device.manufacturer, device.model, self.target.address,
+                     device.manufacturer or "?", device.model or "?", self.target.address,
                      len(reading.meters), len(reading.supplies), extra={"PRINTER_SERIAL": device.serial})
         self.healthy = True
         self.serial = device.serial

@@ -1,0 +1,80 @@
+"""MQTT ingest: receives box messages, rejects anything outside the wire contract, drops duplicates by id.
+
+The vendor bills from what this accepts, so it is strict: a payload with a field the
+contract does not name is rejected (and counted), and a message id seen before is a
+redelivery, not a second reading.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import jsonschema
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+log = logging.getLogger(__name__)
+
+CONTRACT = Path(__file__).resolve().parent.parent / "contract"
+SCHEMAS = {kind: json.loads((CONTRACT / f"{name}.v1.schema.json").read_text())
+           for kind, name in (("readings", "reading"), ("devices", "device"))}
+
+
+@dataclass
+class Books:
+    """What the vendor has accepted: one entry per message id."""
+
+    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class Ingest:
+    """Subscribes to every box's topics over mutual TLS and keeps the books."""
+
+    def __init__(self, host: str, port: int, ca_file: Path, cert_file: Path, key_file: Path,
+                 on_message: Callable[[str, str, dict[str, Any]], None] = lambda box, kind, body: None) -> None:
+        self.books = Books()
+        self.on_message = on_message
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="vendor-ingest", protocol=mqtt.MQTTv5)
+        self._client.tls_set(ca_certs=str(ca_file), certfile=str(cert_file), keyfile=str(key_file))
+        self._client.on_connect = lambda c, u, f, rc, p: c.subscribe("meterbox/v1/+/+", qos=1)
+        self._client.on_message = self._on_message
+        self._address = (host, port)
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600  # a restart of the ingest does not lose queued readings
+        self._client.connect(*self._address, clean_start=False, properties=props)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        _, _, box, kind = msg.topic.split("/", 3)
+        try:
+            body = json.loads(msg.payload)
+            jsonschema.validate(body, SCHEMAS[kind])
+            if body["box"] != box:
+                raise ValueError(f"box {body['box']} published under {box}")
+        except (ValueError, KeyError, jsonschema.ValidationError) as err:
+            with self._lock:
+                self.books.rejected += 1
+            log.warning("rejected a message on %s: %s", msg.topic, str(err).splitlines()[0])
+            return
+        with self._lock:
+            if body["id"] in self.books.accepted:
+                self.books.duplicates += 1
+                return
+            self.books.accepted[body["id"]] = body
+        self.on_message(box, kind, body)
