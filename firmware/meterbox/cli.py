@@ -201,7 +201,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = _store(args.config)
     printers = store.printers()
     summary = {"paused": store.state("paused") == "1", "backlog": store.backlog(),
-               "last_upload": _when(store.state("last_upload")), "last_error": store.state("last_error"),
+               "last_upload": _when(store.last_upload()), "last_error": store.state("last_error"),
                "printers": printers}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))

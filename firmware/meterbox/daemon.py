@@ -16,6 +16,7 @@ from typing import Callable
 from meterbox.config import Config, PrinterTarget
 from meterbox.errors import MeterboxError, StoreError
 from meterbox.poll import Hint, read_printer
+from meterbox.reading import Device, Reading
 from meterbox.snmp import SnmpClient, Target
 from meterbox.store import Store
 from meterbox.uplink import Uplink
@@ -23,6 +24,8 @@ from meterbox.uplink import Uplink
 log = logging.getLogger(__name__)
 
 PUMP_INTERVAL = 0.1
+STORE_FLUSH = 0.5  # readings of one poll round are committed together (group commit)
+ACK_FLUSH = 1.0  # PUBACKs are committed in batches: fewer writes; a crash only causes a resend (same id)
 
 
 class Poller:
@@ -69,9 +72,8 @@ class Poller:
         self.healthy = True
         self.serial = device.serial
         self.polls += 1
-        d.store.add_reading(d.cfg.box_id, device, reading)
+        d.to_store.append((device, reading))
         d.store.printer_polled(self.target.address, device.serial, None)
-        d.readings_stored += 1
 
 
 def _first_clause(err: Exception) -> str:
@@ -102,6 +104,9 @@ class Daemon:
         self.uplink = Uplink(cfg.uplink, cfg.box_id) if cfg.uplink.host else None
         self.pollers = [Poller(self, target_of(p, cfg)) for p in cfg.printers]
         self.readings_stored = 0
+        self.to_store: list[tuple[Device, Reading]] = []
+        self._acked: list[str] = []
+        self._flushed = time.monotonic()
         self._gate = asyncio.Semaphore(max(cfg.poll.concurrency, 1))
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -115,6 +120,7 @@ class Daemon:
         log.info("meterbox %s polling %d printers every %s; %d readings waiting to be sent",
                  self.cfg.box_id, len(self.pollers), _human(self.cfg.poll.interval), self.store.backlog())
         tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
+        tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:
             tasks.append(asyncio.create_task(self._pump_loop(), name="pump"))
         try:
@@ -123,6 +129,7 @@ class Daemon:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._flush_readings()
             if self.uplink:
                 self._pump_once()
                 self.uplink.stop()
@@ -145,19 +152,41 @@ class Daemon:
                                   poller.target.address)
             await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
 
+    async def _store_loop(self) -> None:
+        while True:
+            await asyncio.sleep(STORE_FLUSH)
+            self._flush_readings()
+
+    def _flush_readings(self) -> None:
+        """Commit the readings polled since the last flush; kept in memory if the store fails."""
+        if not self.to_store:
+            return
+        batch, self.to_store = self.to_store, []
+        try:
+            self.store.add_readings(self.cfg.box_id, batch)
+        except StoreError as err:
+            log.error("%s", err)
+            self.to_store = batch + self.to_store
+            return
+        self.readings_stored += len(batch)
+
     async def _pump_loop(self) -> None:
         while True:
             try:
-                self._pump_once()
+                self._pump_once(flush=time.monotonic() - self._flushed >= ACK_FLUSH)
             except StoreError as err:
                 log.error("%s", err)
             except Exception:
                 log.exception("uplink pump: unexpected error; will retry")
             await asyncio.sleep(PUMP_INTERVAL)
 
-    def _pump_once(self) -> None:
+    def _pump_once(self, flush: bool = True) -> None:
         assert self.uplink is not None
-        self.store.mark_sent(self.uplink.take_acked())
+        self._acked.extend(self.uplink.take_acked())
+        if flush:
+            self.store.mark_sent(self._acked)
+            self._acked.clear()
+            self._flushed = time.monotonic()
         paused = self.store.state("paused") == "1"
         if paused and not self.uplink.paused:
             log.info("uploads paused: no connection to the vendor until resumed")
@@ -167,6 +196,6 @@ class Daemon:
             self.uplink.resume()
         window = self.uplink.window()
         if window:
-            for message in self.store.pending(window, exclude=self.uplink.flying()):
+            for message in self.store.pending(window, exclude=self.uplink.flying() | set(self._acked)):
                 if not self.uplink.publish(message):
                     break

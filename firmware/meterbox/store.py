@@ -67,17 +67,23 @@ class Message:
     sent_at: float | None
 
 
+PRINTER_REFRESH = 600.0
+
+
 class Store:
     """The box's durable memory. One connection, used from the daemon's event loop thread."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._polled: dict[str, tuple[tuple[str | None, str | None], float]] = {}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            # Small pages: a commit rewrites whole pages, and the SD card pays for every byte.
+            self.db.execute("PRAGMA page_size=1024")
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")      # durable at COMMIT: power cuts lose nothing
-            self.db.execute("PRAGMA wal_autocheckpoint=256")
+            self.db.execute("PRAGMA wal_autocheckpoint=1000")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as err:
             raise StoreError(f"store {path}: {err}; run `meterbox doctor` "
@@ -105,22 +111,38 @@ class Store:
     # --- writing -----------------------------------------------------------------
     def add_reading(self, box_id: str, device: Device, reading: Reading, *, report: bool = True) -> None:
         """Store a reading (and the device's one-time announcement) in one durable commit."""
+        self.add_readings(box_id, [(device, reading)], report=report)
+
+    def add_readings(self, box_id: str, batch: list[tuple[Device, Reading]], *, report: bool = True) -> None:
+        """Store readings of one poll round in one durable commit (group commit saves SD writes)."""
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for device, reading in batch:
+            statements += self._reading_statements(box_id, device, reading, report)
+        if statements:
+            self._tx(statements)
+
+    def _reading_statements(self, box_id: str, device: Device, reading: Reading,
+                            report: bool) -> list[tuple[str, tuple[Any, ...]]]:
         now = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
-        known = self.db.execute("SELECT 1 FROM devices WHERE serial=?", (device.serial,)).fetchone()
-        statements.append((
-            "INSERT INTO devices(serial, manufacturer, model, sys_object_id, profile, first_seen, last_seen)"
-            " VALUES(?,?,?,?,?,?,?) ON CONFLICT(serial) DO UPDATE SET manufacturer=excluded.manufacturer,"
-            " model=excluded.model, sys_object_id=excluded.sys_object_id, profile=excluded.profile,"
-            " last_seen=excluded.last_seen",
-            (device.serial, device.manufacturer, device.model, device.sys_object_id, device.profile, now, now)))
+        row = self.db.execute("SELECT manufacturer, model, sys_object_id, profile FROM devices WHERE serial=?",
+                              (device.serial,)).fetchone()
+        known = row is not None
+        if row != (device.manufacturer, device.model, device.sys_object_id, device.profile):
+            # Only a changed identity is written: every page rewritten wears the SD card.
+            statements.append((
+                "INSERT INTO devices(serial, manufacturer, model, sys_object_id, profile, first_seen, last_seen)"
+                " VALUES(?,?,?,?,?,?,?) ON CONFLICT(serial) DO UPDATE SET manufacturer=excluded.manufacturer,"
+                " model=excluded.model, sys_object_id=excluded.sys_object_id, profile=excluded.profile,"
+                " last_seen=excluded.last_seen",
+                (device.serial, device.manufacturer, device.model, device.sys_object_id, device.profile, now, now)))
         if report and not known:
             statements.append(self._message(box_id, "device", device.serial, "devices",
                                             device.payload(), new_id(), now))
         if report:
             statements.append(self._message(box_id, "reading", device.serial, "readings",
                                             reading.payload(box_id), reading.id, now))
-        self._tx(statements)
+        return statements
 
     @staticmethod
     def _message(box_id: str, kind: str, serial: str, leaf: str, body: dict[str, Any],
@@ -137,13 +159,20 @@ class Store:
         if not ids:
             return 0
         at = time.time() if at is None else at
-        self._tx([("UPDATE messages SET sent_at=? WHERE id=? AND sent_at IS NULL", (at, i)) for i in ids]
-                 + [("INSERT OR REPLACE INTO state(key, value) VALUES('last_upload', ?)", (str(at),))])
+        self._tx([("UPDATE messages SET sent_at=? WHERE id=? AND sent_at IS NULL", (at, i)) for i in ids])
         return len(ids)
 
     def printer_polled(self, address: str, serial: str | None, error: str | None) -> None:
-        """Remember the last poll of an address, for `meterbox status` (addresses stay local)."""
+        """Remember the last poll of an address, for `meterbox status` (addresses stay local).
+
+        Written when the result changes, else at most every PRINTER_REFRESH seconds: status
+        takes the time of a good poll from the printer's last reading anyway.
+        """
         now = time.time()
+        last = self._polled.get(address)
+        if last and last[0] == (serial, error) and now - last[1] < PRINTER_REFRESH:
+            return
+        self._polled[address] = ((serial, error), now)
         if error is None:
             sql = ("INSERT INTO printers(address, serial, last_poll, last_ok, last_error) VALUES(?,?,?,?,NULL)"
                    " ON CONFLICT(address) DO UPDATE SET serial=excluded.serial, last_poll=excluded.last_poll,"
@@ -172,6 +201,10 @@ class Store:
             "SELECT * FROM messages WHERE sent_at IS NULL ORDER BY seq LIMIT ?", (limit + len(skip),))
         return [m for m in (Message(*r) for r in rows) if m.id not in skip][:limit]
 
+    def last_upload(self) -> float | None:
+        row = self.db.execute("SELECT max(sent_at) FROM messages WHERE sent_at IS NOT NULL").fetchone()
+        return row[0] if row else None
+
     def backlog(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM messages WHERE sent_at IS NULL").fetchone()[0])
 
@@ -192,7 +225,9 @@ class Store:
     def printers(self) -> list[dict[str, Any]]:
         """Every address polled, with its printer's identity and last reading time."""
         rows = self.db.execute(
-            "SELECT p.address, p.serial, d.manufacturer, d.model, p.last_poll, p.last_ok, p.last_error,"
+            "SELECT p.address, p.serial, d.manufacturer, d.model,"
+            " CASE WHEN p.last_error IS NULL THEN max(p.last_poll, coalesce((SELECT max(created) FROM messages m"
+            "  WHERE m.serial=p.serial AND m.kind='reading'), 0)) ELSE p.last_poll END, p.last_ok, p.last_error,"
             " (SELECT max(created) FROM messages m WHERE m.serial=p.serial AND m.kind='reading')"
             " FROM printers p LEFT JOIN devices d ON d.serial=p.serial ORDER BY p.address")
         keys = ("address", "serial", "manufacturer", "model", "last_poll", "last_ok", "last_error", "last_reading")
