@@ -202,7 +202,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     printers = store.printers()
     summary = {"paused": store.state("paused") == "1", "backlog": store.backlog(),
                "last_upload": _when(store.last_upload()), "last_error": store.state("last_error"),
-               "printers": printers}
+               "printers": printers, "meters_held": json.loads(store.state("meters_held") or "[]")}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
         return 0
@@ -210,6 +210,8 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"last upload: {summary['last_upload'] or 'never'}")
     if summary["last_error"]:
         print(f"last error: {summary['last_error']}")
+    for held in summary["meters_held"]:
+        print(f"held back: printer {held['serial']} {held['meter']}: {held['reason']}")
     print(f"{len(printers)} printers")
     for p in printers:
         state = "ok" if not p["last_error"] else p["last_error"]

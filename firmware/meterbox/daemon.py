@@ -8,6 +8,7 @@ a bounded window and marks them sent only on PUBACK.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -16,10 +17,11 @@ from typing import Callable
 from meterbox.config import Config, PrinterTarget
 from meterbox.errors import MeterboxError, StoreError
 from meterbox.poll import Hint, read_printer
-from meterbox.reading import Device, Reading
+from meterbox.reading import Device, Meter, Reading
 from meterbox.snmp import SnmpClient, Target
 from meterbox.store import Store
 from meterbox.uplink import Uplink
+from meterbox.validate import Validator
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,13 @@ class Poller:
                      device.manufacturer or "?", device.model or "?", self.target.address,
                      len(reading.meters), len(reading.supplies), extra={"PRINTER_SERIAL": device.serial})
         self.healthy = True
+        if self.serial != device.serial:
+            d.validator.seed(device.serial, (Meter(m["name"], m["value"], m["unit"])
+                                             for m in d.store.last_meters(device.serial)))
         self.serial = device.serial
         self.polls += 1
+        reading.meters, _ = d.validator.check(device.serial, reading.meters)
+        d.note_meter_events()
         d.to_store.append((device, reading))
         d.store.printer_polled(self.target.address, device.serial, None)
 
@@ -105,6 +112,7 @@ class Daemon:
         self.pollers = [Poller(self, target_of(p, cfg)) for p in cfg.printers]
         self.readings_stored = 0
         self.to_store: list[tuple[Device, Reading]] = []
+        self.validator = Validator()
         self._acked: list[str] = []
         self._flushed = time.monotonic()
         self._gate = asyncio.Semaphore(max(cfg.poll.concurrency, 1))
@@ -151,6 +159,17 @@ class Daemon:
                     log.exception("printer at %s: unexpected error while polling; will retry",
                                   poller.target.address)
             await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
+
+    def note_meter_events(self) -> None:
+        """Keep what is held back or missing where `meterbox status` shows it (written on change only)."""
+        held = [{"serial": e.serial, "meter": e.meter, "kind": e.kind, "reason": e.reason}
+                for e in self.validator.open_events()]
+        text = json.dumps(held, ensure_ascii=False) if held else None
+        if text != self.store.state("meters_held"):
+            try:
+                self.store.set_state("meters_held", text)
+            except StoreError as err:
+                log.error("%s", err)
 
     async def _store_loop(self) -> None:
         while True:

@@ -219,8 +219,14 @@ class Store:
         return [Message(*r) for r in rows]
 
     def messages(self, kind: str | None = None) -> Iterator[Message]:
-        sql = "SELECT * FROM messages" + (" WHERE kind=?" if kind else "") + " ORDER BY seq"
+        sql = f"SELECT {COLUMNS} FROM messages" + (" WHERE kind=?" if kind else "") + " ORDER BY seq"
         return (Message(*r) for r in self.db.execute(sql, (kind,) if kind else ()))
+
+    def last_meters(self, serial: str) -> list[dict[str, Any]]:
+        """Meters of the printer's newest stored reading: where validation starts after a restart."""
+        row = self.db.execute("SELECT payload FROM messages WHERE serial=? AND kind='reading'"
+                              " ORDER BY seq DESC LIMIT 1", (serial,)).fetchone()
+        return list(json.loads(row[0]).get("meters", [])) if row else []
 
     def printers(self) -> list[dict[str, Any]]:
         """Every address polled, with its printer's identity and last reading time."""
