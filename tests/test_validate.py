@@ -100,9 +100,13 @@ def test_daemon_holds_back_bad_values_and_shows_them(tmp_path: Path, broker: Bro
             _set_life(sim, "65|15310")
             sub.wait_for(lambda ms: 15310 in life_values(), timeout=20)
             daemon.wait_status(lambda s: not s["meters_held"])
+            _set_life(sim, "65|4294967000")
+            sub.wait_for(lambda ms: 4294967000 in life_values(), timeout=20)
+            _set_life(sim, "65|150")                       # the Counter32 wrapped
+            sub.wait_for(lambda ms: WRAP + 150 in life_values(), timeout=20)
             log = daemon.log()
     published = [v for v in life_values() if v is not None]
     assert 0 not in published and -1 not in published
     assert published == sorted(published)          # never a negative usage
-    assert "held back, not billed" in log and "was a bad read" in log
+    assert "held back, not billed" in log and "was a bad read" in log and "32-bit counter wrapped" in log
     assert any("dropped to 0" in h["reason"] for h in status["meters_held"])
