@@ -1,0 +1,72 @@
+"""Bad input to `meterbox poll`: one clear line on stderr, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Iterator
+
+import pytest
+
+from support.cli import run_cli, run_cli_fail
+from support.process import free_udp_port
+from support.snmpsim import Simulator
+
+
+@pytest.fixture
+def garbage_agent() -> Iterator[str]:
+    """A UDP 'agent' on loopback that answers every request with bytes that are not SNMP."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                _, peer = sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            sock.sendto(b"\x30\x03\x02\x01\xff garbage", peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    sock.close()
+
+
+def one_line(err_text: str) -> str:
+    lines = [line for line in err_text.splitlines() if line.strip()]
+    assert len(lines) == 1, err_text
+    assert "Traceback" not in err_text
+    return lines[0]
+
+
+def test_unreachable_printer() -> None:
+    err = run_cli_fail("poll", f"127.0.0.1:{free_udp_port()}", "--timeout", "0.3")
+    assert err.code == 2
+    assert "no answer within 0.3s" in one_line(err.stderr)
+
+
+def test_wrong_community(printers: Simulator) -> None:
+    err = run_cli_fail("poll", printers.address, "--community", "not-a-printer", "--timeout", "0.3")
+    line = one_line(err.stderr)
+    assert "community is right" in line and printers.address in line
+
+
+def test_malformed_answers_are_no_answer(garbage_agent: str) -> None:
+    err = run_cli_fail("poll", garbage_agent, "--timeout", "0.3")
+    assert "no answer" in one_line(err.stderr)
+
+
+def test_v3_needs_a_user() -> None:
+    err = run_cli_fail("poll", "127.0.0.1", "--snmp-version", "3")
+    assert "SNMPv3 needs --user" in one_line(err.stderr)
+
+
+def test_corrupt_value_in_a_recording_does_not_stop_the_poll(printers: Simulator) -> None:
+    """okilan_9450g has a corrupt Counter32 upstream; the Printer-MIB tables still read."""
+    out = run_cli("poll", printers.address, "--community", "okilan_9450g")
+    assert "toner.black" in out
