@@ -188,12 +188,12 @@ def cmd_sent(args: argparse.Namespace) -> int:
     if args.json:
         for m in messages:
             print(json.dumps({"sent_at": utc_iso(m.sent_at or 0), "topic": m.topic,
-                              "payload": json.loads(m.payload)}, ensure_ascii=False))
+                              "payload": json.loads(m.wire())}, ensure_ascii=False))
         return 0
     if not messages:
         print("nothing has been sent yet")
     for m in messages:
-        print(f"{utc_iso(m.sent_at or 0)}  {m.topic}\n  {m.payload}")
+        print(f"{utc_iso(m.sent_at or 0)}  {m.topic}\n  {m.wire()}")
     return 0
 
 

@@ -78,6 +78,24 @@ class UplinkConfig:
     keepalive: float = 60.0
     in_flight: int = 20          # messages awaiting PUBACK at once
     server_name: str = ""        # TLS name to check, if it differs from host
+    transport: str = "auto"      # auto (MQTT on port, else WebSockets on websockets_port), mqtt, websockets
+    websockets_port: int = 443
+    websockets_path: str = "/mqtt"
+    proxy: ProxyConfig | None = None
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """An office proxy the uplink tunnels through (HTTP CONNECT, or SOCKS5); the password never prints."""
+
+    scheme: str                  # http or socks5
+    host: str
+    port: int
+    user: str = ""
+    password: Secret | None = None
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.user + '@' if self.user else ''}{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -100,7 +118,7 @@ class Config:
 
 # ---------------------------------------------------------------------------- schema
 
-SECRET_KEYS = frozenset({"community", "auth_key", "priv_key"})
+SECRET_KEYS = frozenset({"community", "auth_key", "priv_key", "proxy"})
 V3_ONLY_KEYS = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key", "context")
 CREDENTIAL_KEYS = ("version", "community", *V3_ONLY_KEYS)
 ARRAY_TABLES = frozenset({"printers", "credentials"})
@@ -110,7 +128,8 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "poll": ("interval", "timeout", "retries", "concurrency"),
     "printers": ("host", "port", *CREDENTIAL_KEYS),
     "credentials": CREDENTIAL_KEYS,
-    "uplink": ("host", "port", "ca_file", "cert_file", "key_file", "keepalive", "in_flight", "server_name"),
+    "uplink": ("host", "port", "ca_file", "cert_file", "key_file", "keepalive", "in_flight", "server_name",
+               "transport", "websockets_port", "websockets_path", "proxy"),
     "store": ("max_size",),
 }
 VERSIONS = ("1", "2c", "3")
@@ -557,6 +576,46 @@ def _printers(tables: list[_Table]) -> tuple[PrinterTarget, ...]:
     return tuple(printers)
 
 
+TRANSPORTS = ("auto", "mqtt", "websockets")
+_PROXY_HINT = 'expected a proxy URL such as "http://proxy.example.com:3128" or "http://user:password@192.0.2.1:8080"'
+
+
+def _url_path(value: Any) -> str:
+    """A WebSocket path; it must start with "/" as in a URL."""
+    text = _filled(value)
+    if not text.startswith("/"):
+        raise _Invalid(f'must start with "/"; did you mean "/{text}"?')
+    return text
+
+
+def parse_proxy(value: Any) -> ProxyConfig | None:
+    """An office proxy URL; HTTP CONNECT ("http://") or SOCKS5, with optional user and password; "" is none."""
+    from urllib.parse import unquote, urlsplit
+
+    if value == "":
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(_PROXY_HINT)
+    text = value.strip()
+    if "://" not in text:
+        raise _Invalid(f'{_PROXY_HINT}; add "http://" in front')
+    try:
+        url = urlsplit(text)
+        port = url.port
+    except ValueError:
+        raise _Invalid(_PROXY_HINT) from None
+    scheme = url.scheme.lower()
+    if scheme == "https":
+        raise _Invalid('the box reaches the proxy with HTTP CONNECT (the tunnel itself is TLS); '
+                       'write "http://" even where browsers use https_proxy')
+    if scheme not in ("http", "socks5"):
+        raise _Invalid(f'{_PROXY_HINT}; "http://" or "socks5://" only')
+    if not url.hostname or not _is_host(url.hostname) or url.path not in ("", "/"):
+        raise _Invalid(_PROXY_HINT)
+    return ProxyConfig(scheme, url.hostname, port or (1080 if scheme == "socks5" else 8080),
+                       unquote(url.username or ""), Secret(unquote(url.password)) if url.password else None)
+
+
 def _uplink(table: _Table, present: bool) -> UplinkConfig:
     """The vendor broker; file paths are made absolute so the daemon can start from any directory."""
     default, path = UplinkConfig(), _path_under(table.reader.base)
@@ -574,6 +633,10 @@ def _uplink(table: _Table, present: bool) -> UplinkConfig:
         keepalive=table.get("keepalive", parse_duration, default.keepalive),
         in_flight=table.get("in_flight", _whole(1, 65535), default.in_flight),
         server_name=table.get("server_name", _text, default.server_name),
+        transport=table.get("transport", _choice(TRANSPORTS, str.lower), default.transport),
+        websockets_port=table.get("websockets_port", _whole(1, 65535), default.websockets_port),
+        websockets_path=table.get("websockets_path", _url_path, default.websockets_path),
+        proxy=table.get("proxy", parse_proxy, None),
     )
 
 

@@ -14,12 +14,14 @@ import random
 import time
 from typing import Callable
 
+from meterbox.clock import CallableClock, Clock, system_clock
+from meterbox.compact import compact
 from meterbox.config import Config, PrinterTarget
 from meterbox.errors import MeterboxError, StoreError
 from meterbox.poll import Hint, read_printer
 from meterbox.reading import Device, Meter, Reading
 from meterbox.snmp import SnmpClient, Target
-from meterbox.store import Store
+from meterbox.store import open_store
 from meterbox.uplink import Uplink
 from meterbox.validate import Validator
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 PUMP_INTERVAL = 0.1
 STORE_FLUSH = 0.5  # readings of one poll round are committed together (group commit)
 ACK_FLUSH = 1.0  # PUBACKs are committed in batches: fewer writes; a crash only causes a resend (same id)
+CLOCK_HOLD = 3600.0  # readings wait this long for a clock sync before they are sent marked "unsynced"
+MEMORY_LIMIT = 10_000  # readings kept in memory while the store cannot be written
 
 
 class Poller:
@@ -43,6 +47,7 @@ class Poller:
 
     async def poll_once(self) -> None:
         d = self.daemon
+        synced = d.timekeeper.synced()  # before the read: a sync during it must not vouch for its time
         try:
             result = await read_printer(d.snmp, self.target, self.hint, clock=d.clock)
         except MeterboxError as err:
@@ -79,6 +84,7 @@ class Poller:
         self.polls += 1
         reading.meters, _ = d.validator.check(device.serial, reading.meters)
         d.note_meter_events()
+        d.stamp(reading, synced)
         d.to_store.append((device, reading))
         d.store.printer_polled(self.target.address, device.serial, None)
 
@@ -103,10 +109,18 @@ def target_of(p: PrinterTarget, cfg: Config) -> Target:
 class Daemon:
     """Everything `meterbox run` does, startable and stoppable from tests."""
 
-    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cfg: Config, clock: Clock | Callable[[], float] | None = None) -> None:
         self.cfg = cfg
-        self.clock = clock
-        self.store = Store(cfg.state_dir / "meterbox.db")
+        self.timekeeper = clock if isinstance(clock, Clock) else (
+            CallableClock(clock) if clock is not None else system_clock())
+        self.clock: Callable[[], float] = self.timekeeper.now
+        self.store = open_store(cfg.state_dir / "meterbox.db")
+        self.store_error: str | None = None   # the store's current write failure, logged once
+        self._fresh_after: int | None = None  # last seq stored when the uplink (re)connected
+        self._connections = 0
+        self._held = True                     # there may be readings waiting for a clock sync
+        self._settled = 0.0
+        self._wake = asyncio.Event()
         self.snmp = SnmpClient()
         self.uplink = Uplink(cfg.uplink, cfg.box_id) if cfg.uplink.host else None
         self.pollers = [Poller(self, target_of(p, cfg)) for p in cfg.printers]
@@ -127,6 +141,14 @@ class Daemon:
             self.uplink.start()
         log.info("meterbox %s polling %d printers every %s; %d readings waiting to be sent",
                  self.cfg.box_id, len(self.pollers), _human(self.cfg.poll.interval), self.store.backlog())
+        if not self.timekeeper.synced():
+            log.warning("the clock is not synchronised yet: readings are held until it is (at most %s), "
+                        "then sent with their time corrected; check NTP (UDP 123) if this lasts",
+                        _human(CLOCK_HOLD))
+        self._settle_clock(force=True)
+        if self.uplink:
+            loop = asyncio.get_running_loop()
+            self.uplink.on_ack = lambda: loop.call_soon_threadsafe(self._wake.set)
         tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
         tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:
@@ -177,35 +199,106 @@ class Daemon:
             self._flush_readings()
 
     def _flush_readings(self) -> None:
-        """Commit the readings polled since the last flush; kept in memory if the store fails."""
+        """Commit the readings polled since the last flush, and the PUBACKs meanwhile, in one commit.
+
+        If the store cannot be written, readings stay in memory (up to MEMORY_LIMIT) and are
+        committed when it can again; the error is logged once, not every flush.
+        """
         if not self.to_store:
             return
         batch, self.to_store = self.to_store, []
+        acked = list(self._acked)
         try:
-            self.store.add_readings(self.cfg.box_id, batch)
+            self.store.add_readings(self.cfg.box_id, batch, sent=acked)
         except StoreError as err:
-            log.error("%s", err)
+            self._store_failed(err)
             self.to_store = batch + self.to_store
+            if len(self.to_store) > MEMORY_LIMIT:
+                dropped = len(self.to_store) - MEMORY_LIMIT
+                del self.to_store[:dropped]
+                log.error("store still cannot be written: %d oldest readings in memory dropped "
+                          "(%d kept)", dropped, MEMORY_LIMIT)
             return
+        self._store_ok()
+        del self._acked[:len(acked)]
+        self._flushed = time.monotonic()
         self.readings_stored += len(batch)
+        if any(r.clock == "held" for _, r in batch):
+            self._held = True
+        self._wake.set()
+        self._compact()
+
+    def stamp(self, reading: Reading, synced: bool) -> None:
+        """Mark a fresh reading's time as trusted, or held for correction once the clock syncs."""
+        clock = self.timekeeper
+        reading.boot = clock.boot()
+        # The monotonic time of the reading itself, not of now: the poll took a moment.
+        reading.mono = clock.monotonic() - max(clock.now() - reading.read_at, 0.0)
+        reading.clock = "ntp" if synced else "held"
+
+    def _settle_clock(self, force: bool = False) -> None:
+        """Correct held readings once the clock has synced; release those that never can be."""
+        if not (self._held or force) or (not force and time.monotonic() - self._settled < 1.0):
+            return
+        self._settled = time.monotonic()
+        clock = self.timekeeper
+        synced = clock.synced()
+        corrected, released = self.store.settle_clock(boot=clock.boot(), synced=synced, now=clock.now(),
+                                                      mono=clock.monotonic(), hold=CLOCK_HOLD)
+        if corrected:
+            log.info("clock synchronised: the time of %d readings taken before was corrected", corrected)
+        if released:
+            log.warning("%d readings whose time cannot be established (taken before a restart of the box, "
+                        "or the clock did not sync within %s) are sent marked \"unsynced\"",
+                        released, _human(CLOCK_HOLD))
+        self._held = not synced and self.store.held() > 0
+
+    def _compact(self) -> None:
+        flying = self.uplink.flying() if self.uplink else set()
+        compact(self.store, self.cfg.store.max_bytes, protect=flying | set(self._acked))
+
+    def _store_failed(self, err: StoreError) -> None:
+        if self.store_error != str(err):
+            log.error("%s", err)
+        self.store_error = str(err)
+
+    def _store_ok(self) -> None:
+        if self.store_error is not None:
+            log.info("store %s can be written again; %d readings kept in memory are stored",
+                     self.store.path, len(self.to_store))
+        self.store_error = None
 
     async def _pump_loop(self) -> None:
         while True:
             try:
                 self._pump_once(flush=time.monotonic() - self._flushed >= ACK_FLUSH)
             except StoreError as err:
-                log.error("%s", err)
+                self._store_failed(err)
             except Exception:
                 log.exception("uplink pump: unexpected error; will retry")
-            await asyncio.sleep(PUMP_INTERVAL)
+            # Woken by a PUBACK or a commit, so a backlog drains as fast as the broker acknowledges.
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), PUMP_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
 
     def _pump_once(self, flush: bool = True) -> None:
         assert self.uplink is not None
         self._acked.extend(self.uplink.take_acked())
-        if flush:
-            self.store.mark_sent(self._acked)
-            self._acked.clear()
+        # While draining a backlog, half a window of PUBACKs is worth a commit of its own.
+        if self._acked and (flush or len(self._acked) >= max(self.cfg.uplink.in_flight // 2, 1)):
+            acked = list(self._acked)
+            self.store.mark_sent(acked)
+            del self._acked[:len(acked)]
             self._flushed = time.monotonic()
+            self._store_ok()
+        elif flush:
+            self._flushed = time.monotonic()
+        self._settle_clock()
+        if self.uplink.connections != self._connections:
+            self._connections = self.uplink.connections
+            self._fresh_after = self.store.last_seq()
         paused = self.store.state("paused") == "1"
         if paused and not self.uplink.paused:
             log.info("uploads paused: no connection to the vendor until resumed")
@@ -215,6 +308,7 @@ class Daemon:
             self.uplink.resume()
         window = self.uplink.window()
         if window:
-            for message in self.store.pending(window, exclude=self.uplink.flying() | set(self._acked)):
+            for message in self.store.pending(window, exclude=self.uplink.flying() | set(self._acked),
+                                              fresh_after=self._fresh_after):
                 if not self.uplink.publish(message):
                     break

@@ -60,8 +60,10 @@ class Reading:
     read_at: float
     meters: list[Meter] = field(default_factory=list)
     supplies: list[Supply] = field(default_factory=list)
-    clock: str = "ntp"
+    clock: str = "ntp"    # ntp; "held" until the clock syncs (stored only); then corrected or unsynced
     id: str = field(default_factory=new_id)
+    mono: float | None = None   # CLOCK_BOOTTIME at read_at: local only, to correct read_at after sync
+    boot: str | None = None     # the boot that mono counts in
 
     def payload(self, box_id: str) -> dict[str, object]:
         """Exactly the fields of the wire contract, nothing else."""
@@ -71,7 +73,7 @@ class Reading:
             "box": box_id,
             "serial": self.serial,
             "read_at": utc_iso(self.read_at),
-            "clock": self.clock,
+            "clock": "unsynced" if self.clock == "held" else self.clock,
             "meters": [{"name": m.name, "value": m.value, "unit": m.unit} for m in self.meters],
             "supplies": [
                 {"name": s.name, "level": s.level, "unit": s.unit, "state": s.state}

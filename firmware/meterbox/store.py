@@ -2,9 +2,15 @@
 
 Every message (reading, device announcement) is one row of `messages`. A row with
 `sent_at IS NULL` is in the outbox; once the broker's PUBACK arrives it gets its
-`sent_at` and, unchanged, becomes the transparency log (`meterbox sent`): the exact
-bytes that left the box. Message ids are stored with the row, so a retry after a
-crash or power cut sends the same id and the vendor drops the duplicate.
+`sent_at` and becomes the transparency log (`meterbox sent`). Message ids are stored
+with the row, so a retry after a crash or power cut sends the same id and the vendor
+drops the duplicate.
+
+A reading's time lives in columns (read_at, clock, mono, boot), not only in its payload:
+a reading taken before the clock was synchronised is "held" until the clock syncs (then
+its read_at is corrected from the monotonic clock) or until its boot has ended (then it
+can only be sent marked "unsynced"). The wire payload is therefore rendered from the
+row when it is sent (`Message.wire()`), and `meterbox sent` renders it the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from meterbox.errors import StoreError
-from meterbox.reading import Device, Reading, new_id
+from meterbox.reading import Device, Reading, new_id, utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +37,11 @@ CREATE TABLE IF NOT EXISTS messages (
     topic     TEXT NOT NULL,
     payload   TEXT NOT NULL,
     created   REAL NOT NULL,
-    sent_at   REAL
+    sent_at   REAL,
+    read_at   REAL,                     -- readings: wall-clock time, corrected after a clock sync
+    clock     TEXT,                     -- ntp, corrected, unsynced, or held (waiting for sync; never sent)
+    mono      REAL,                     -- CLOCK_BOOTTIME at the reading: local only, never sent
+    boot      TEXT                      -- the boot mono counts in
 );
 CREATE INDEX IF NOT EXISTS outbox ON messages(seq) WHERE sent_at IS NULL;
 CREATE INDEX IF NOT EXISTS by_serial ON messages(serial, kind, seq);
@@ -53,6 +63,11 @@ CREATE TABLE IF NOT EXISTS printers (   -- local only: addresses never leave the
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
 """
+# Added after the first schema; an older store gets them on open.
+NEW_COLUMNS = (("read_at", "REAL"), ("clock", "TEXT"), ("mono", "REAL"), ("boot", "TEXT"))
+HELD_INDEX = "CREATE INDEX IF NOT EXISTS held ON messages(seq) WHERE clock='held'"
+COLUMNS = "seq, id, kind, serial, topic, payload, created, sent_at, read_at, clock, mono, boot"
+CORRUPT = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,19 @@ class Message:
     payload: str
     created: float
     sent_at: float | None
+    read_at: float | None = None
+    clock: str | None = None
+    mono: float | None = None
+    boot: str | None = None
+
+    def wire(self) -> str:
+        """The exact text sent: a reading's time and clock come from the row, as corrected by now."""
+        if self.kind != "reading" or self.read_at is None:
+            return self.payload
+        body = json.loads(self.payload)
+        body["read_at"] = utc_iso(self.read_at)
+        body["clock"] = "unsynced" if self.clock in (None, "held") else self.clock
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
 PRINTER_REFRESH = 600.0
@@ -73,11 +101,14 @@ PRINTER_REFRESH = 600.0
 class Store:
     """The box's durable memory. One connection, used from the daemon's event loop thread."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, check: bool = False) -> None:
+        """Open (or create) the store; CHECK runs SQLite's quick_check, as the daemon does at start."""
         self.path = path
         self._polled: dict[str, tuple[tuple[str | None, str | None], float]] = {}
+        self.db = sqlite3.connect(":memory:")  # replaced below; lets close() work after a failed open
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             # Small pages: a commit rewrites whole pages, and the SD card pays for every byte.
             self.db.execute("PRAGMA page_size=1024")
@@ -85,12 +116,25 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")      # durable at COMMIT: power cuts lose nothing
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
             self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"store {path}: {err}; run `meterbox doctor` "
-                             "(a corrupt file is moved aside and a new store started)") from err
+            self._migrate()
+            if check:
+                result = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if result != "ok":
+                    raise sqlite3.DatabaseError(f"database disk image is malformed ({result})")
+        except sqlite3.Error as err:
+            self.db.close()
+            raise store_error(path, err, "open") from err
         except OSError as err:
             raise StoreError(f"store {path}: {err.strerror or err}; check that the state directory "
                              "exists, is writable and the disk is not full") from err
+
+    def _migrate(self) -> None:
+        """Add the columns and index a store made by an older version lacks."""
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(messages)")}
+        for name, kind in NEW_COLUMNS:
+            if name not in have:
+                self.db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
+        self.db.execute(HELD_INDEX)
 
     def close(self) -> None:
         self.db.close()
@@ -104,20 +148,27 @@ class Store:
             self.db.execute("COMMIT")
         except sqlite3.Error as err:
             if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            raise StoreError(f"store {self.path}: cannot write ({err}); nothing was changed; "
-                             "check free space (`df -h`) and run `meterbox doctor`") from err
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise store_error(self.path, err, "write") from err
 
     # --- writing -----------------------------------------------------------------
     def add_reading(self, box_id: str, device: Device, reading: Reading, *, report: bool = True) -> None:
         """Store a reading (and the device's one-time announcement) in one durable commit."""
         self.add_readings(box_id, [(device, reading)], report=report)
 
-    def add_readings(self, box_id: str, batch: list[tuple[Device, Reading]], *, report: bool = True) -> None:
-        """Store readings of one poll round in one durable commit (group commit saves SD writes)."""
+    def add_readings(self, box_id: str, batch: list[tuple[Device, Reading]], *, report: bool = True,
+                     sent: Iterable[str] = ()) -> None:
+        """Store readings of one poll round in one durable commit (group commit saves SD writes).
+
+        SENT are message ids the broker has acknowledged meanwhile: they ride in the same commit.
+        """
         statements: list[tuple[str, tuple[Any, ...]]] = []
         for device, reading in batch:
             statements += self._reading_statements(box_id, device, reading, report)
+        statements += self._sent_statements(sent, time.time())
         if statements:
             self._tx(statements)
 
@@ -140,8 +191,11 @@ class Store:
             statements.append(self._message(box_id, "device", device.serial, "devices",
                                             device.payload(), new_id(), now))
         if report:
-            statements.append(self._message(box_id, "reading", device.serial, "readings",
-                                            reading.payload(box_id), reading.id, now))
+            sql, args = self._message(box_id, "reading", device.serial, "readings",
+                                      reading.payload(box_id), reading.id, now)
+            statements.append((
+                "INSERT INTO messages(id, kind, serial, topic, payload, created, read_at, clock, mono, boot)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?)", (*args, reading.read_at, reading.clock, reading.mono, reading.boot)))
         return statements
 
     @staticmethod
@@ -158,9 +212,52 @@ class Store:
         ids = list(ids)
         if not ids:
             return 0
-        at = time.time() if at is None else at
-        self._tx([("UPDATE messages SET sent_at=? WHERE id=? AND sent_at IS NULL", (at, i)) for i in ids])
+        self._tx(self._sent_statements(ids, time.time() if at is None else at))
         return len(ids)
+
+    @staticmethod
+    def _sent_statements(ids: Iterable[str], at: float) -> list[tuple[str, tuple[Any, ...]]]:
+        return [("UPDATE messages SET sent_at=? WHERE id=? AND sent_at IS NULL", (at, i)) for i in ids]
+
+    def settle_clock(self, *, boot: str, synced: bool, now: float, mono: float,
+                     hold: float) -> tuple[int, int]:
+        """Give held readings their final time; return (corrected, released as unsynced).
+
+        Synchronised: a reading held in this boot gets read_at = now - (mono - its mono).
+        A reading held in another boot can never be corrected: it is released "unsynced".
+        Not synchronised for longer than HOLD: released "unsynced" rather than never sent.
+        """
+        held = "clock='held' AND sent_at IS NULL"
+        with_cursor = self.db.execute
+        if with_cursor(f"SELECT 1 FROM messages WHERE {held} LIMIT 1").fetchone() is None:
+            return 0, 0
+        other = int(with_cursor(f"SELECT count(*) FROM messages WHERE {held} AND boot IS NOT ?",
+                                (boot,)).fetchone()[0])
+        if synced:
+            mine = int(with_cursor(f"SELECT count(*) FROM messages WHERE {held} AND boot=?",
+                                   (boot,)).fetchone()[0])
+            expired = 0
+        else:
+            mine = 0
+            expired = int(with_cursor(f"SELECT count(*) FROM messages WHERE {held} AND boot=? AND ?-mono>?",
+                                      (boot, mono, hold)).fetchone()[0])
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        if other:
+            statements.append((f"UPDATE messages SET clock='unsynced' WHERE {held} AND boot IS NOT ?", (boot,)))
+        if mine:
+            statements.append((f"UPDATE messages SET read_at=?-(?-mono), clock='corrected' WHERE {held} AND boot=?",
+                               (now, mono, boot)))
+        if expired:
+            statements.append((f"UPDATE messages SET clock='unsynced' WHERE {held} AND boot=? AND ?-mono>?",
+                               (boot, mono, hold)))
+        if statements:
+            self._tx(statements)
+        return mine, other + expired
+
+    def held(self) -> int:
+        """Readings waiting for the clock to sync."""
+        return int(self.db.execute("SELECT count(*) FROM messages WHERE clock='held' AND sent_at IS NULL")
+                   .fetchone()[0])
 
     def printer_polled(self, address: str, serial: str | None, error: str | None) -> None:
         """Remember the last poll of an address, for `meterbox status` (addresses stay local).
@@ -183,6 +280,11 @@ class Store:
                    " ON CONFLICT(address) DO UPDATE SET last_poll=excluded.last_poll, last_error=excluded.last_error")
             self._tx([(sql, (address, now, error))])
 
+    def forget_address(self, address: str) -> None:
+        """The printer at ADDRESS moved (discovery): `meterbox status` shows it only where it is now."""
+        self._polled.pop(address, None)
+        self._tx([("DELETE FROM printers WHERE address=?", (address,))])
+
     def set_state(self, key: str, value: str | None) -> None:
         if value is None:
             self._tx([("DELETE FROM state WHERE key=?", (key,))])
@@ -194,12 +296,40 @@ class Store:
         row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         return row[0] if row else None
 
-    def pending(self, limit: int = 100, exclude: Iterable[str] = ()) -> list[Message]:
-        """Outbox rows, oldest first."""
+    def pending(self, limit: int = 100, exclude: Iterable[str] = (), fresh_after: int | None = None,
+                fresh_share: float = 0.25) -> list[Message]:
+        """Outbox rows to send now: the backlog oldest first, held readings never.
+
+        With FRESH_AFTER (the last seq stored when the connection came up), part of the window
+        (FRESH_SHARE, at least one) goes to rows stored since, oldest of those first, so a long
+        backlog does not keep today's readings (and toner alerts) waiting for hours. The
+        backlog itself, and the fresh rows among themselves, stay in order.
+        """
         skip = set(exclude)
+        if fresh_after is None:
+            return self._outbox("", (), limit, skip)
+        fresh = self._outbox("AND seq > ?", (fresh_after,), limit, skip)
+        backlog = self._outbox("AND seq <= ?", (fresh_after,), limit, skip)
+        take_fresh = min(len(fresh), max(1, int(limit * fresh_share))) if backlog else len(fresh)
+        take_backlog = min(len(backlog), limit - take_fresh)
+        take_fresh = min(len(fresh), limit - take_backlog)
+        return backlog[:take_backlog] + fresh[:take_fresh]
+
+    def _outbox(self, where: str, args: tuple[Any, ...], limit: int, skip: set[str]) -> list[Message]:
         rows = self.db.execute(
-            "SELECT * FROM messages WHERE sent_at IS NULL ORDER BY seq LIMIT ?", (limit + len(skip),))
+            f"SELECT {COLUMNS} FROM messages WHERE sent_at IS NULL AND clock IS NOT 'held' {where}"
+            " ORDER BY seq LIMIT ?", (*args, limit + len(skip)))
         return [m for m in (Message(*r) for r in rows) if m.id not in skip][:limit]
+
+    def last_seq(self) -> int:
+        return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
+
+    def size(self) -> int:
+        """Bytes in use (pages not on the free list): what [store] max_size bounds."""
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
 
     def last_upload(self) -> float | None:
         row = self.db.execute("SELECT max(sent_at) FROM messages WHERE sent_at IS NOT NULL").fetchone()
@@ -215,7 +345,8 @@ class Store:
         if serial:
             sql += " AND serial=?"
             args = (serial,)
-        rows = self.db.execute(sql + " ORDER BY sent_at DESC, seq DESC LIMIT ?", (*args, limit))
+        rows = self.db.execute(sql.replace("*", COLUMNS, 1) + " ORDER BY sent_at DESC, seq DESC LIMIT ?",
+                               (*args, limit))
         return [Message(*r) for r in rows]
 
     def messages(self, kind: str | None = None) -> Iterator[Message]:
@@ -238,3 +369,56 @@ class Store:
             " FROM printers p LEFT JOIN devices d ON d.serial=p.serial ORDER BY p.address")
         keys = ("address", "serial", "manufacturer", "model", "last_poll", "last_ok", "last_error", "last_reading")
         return [dict(zip(keys, r)) for r in rows]
+
+
+def store_error(path: Path | str, err: sqlite3.Error, doing: str) -> StoreError:
+    """One sentence for each way SQLite fails, saying what to do."""
+    name = getattr(err, "sqlite_errorname", "")
+    if name in CORRUPT or "malformed" in str(err) or "not a database" in str(err):
+        return StoreCorrupt(f"store {path} is damaged ({err}); the daemon moves it aside and starts a new "
+                            "one; see `meterbox doctor` for how to recover its unsent readings")
+    if name == "SQLITE_FULL":
+        return StoreError(f"store {path}: the disk is full; readings are kept in memory until space is "
+                          "freed (`df -h`, then `meterbox doctor`)")
+    if name in ("SQLITE_READONLY", "SQLITE_READONLY_DIRECTORY") or "readonly" in str(err):
+        return StoreError(f"store {path}: the file system is read-only; readings are kept in memory until "
+                          "it is writable again (check the SD card; `meterbox doctor`)")
+    if name == "SQLITE_CANTOPEN":
+        return StoreError(f"store {path}: cannot open it ({err}); check that the state directory exists "
+                          "and is writable (`meterbox doctor`)")
+    return StoreError(f"store {path}: cannot {doing} ({err}); nothing was changed; "
+                      "check free space (`df -h`) and run `meterbox doctor`")
+
+
+class StoreCorrupt(StoreError):
+    """The database file is damaged: the daemon moves it aside and starts anew."""
+
+    code = "store-corrupt"
+
+
+def open_store(path: Path) -> Store:
+    """The daemon's store: a damaged file is moved aside (kept for recovery) and a new one started.
+
+    A store that cannot be opened for another reason (read-only, missing directory) becomes an
+    in-memory store, so polling and uploading go on; the error says so once.
+    """
+    try:
+        return Store(path, check=True)
+    except StoreCorrupt as err:
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
+        log.error("%s", err)
+        try:
+            for suffix in ("", "-wal", "-shm"):
+                src = Path(f"{path}{suffix}")
+                if src.exists():
+                    src.rename(Path(f"{aside}{suffix}"))
+        except OSError as move:
+            log.error("store %s: cannot move the damaged file aside (%s); keeping readings in memory only",
+                      path, move.strerror or move)
+            return Store(Path(":memory:"))
+        log.error("store %s: the damaged file was moved to %s and a new store started; to send the "
+                  "readings it still holds: meterbox doctor --recover %s", path, aside, aside)
+        return open_store(path)
+    except StoreError as err:
+        log.error("%s; until then readings are kept in memory only (lost on a power cut)", err)
+        return Store(Path(":memory:"))

@@ -3,6 +3,14 @@
 paho-mqtt runs its network loop in a thread of its own; the daemon's event loop owns
 the store. The loop hands PUBACKs to the event loop through a queue, so a row leaves
 the outbox only after the broker has it, and only the event loop writes SQLite.
+
+Ways to the broker, for offices that block port 8883: MQTT over TLS on uplink.port, or
+MQTT over WebSockets over TLS on uplink.websockets_port (443), either one through an
+office proxy (HTTP CONNECT with Basic authentication, via PySocks, which paho uses for
+proxies). With transport "auto" the next way is tried when one cannot be reached, and a
+way that worked is kept. A TLS failure is never a reason to try another way (it says
+the broker, the CA or the certificates are wrong, not the path), and TLS is equally
+strict on every way.
 """
 
 from __future__ import annotations
@@ -13,14 +21,17 @@ import random
 import re
 import ssl
 import threading
+from dataclasses import dataclass
 from typing import Callable
+
+import socks  # PySocks: paho's proxy support
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from meterbox.config import UplinkConfig
+from meterbox.config import ProxyConfig, UplinkConfig
 from meterbox.errors import TlsError, UplinkError
 from meterbox.store import Message
 
@@ -42,9 +53,64 @@ def tls_context(cfg: UplinkConfig) -> ssl.SSLContext:
     return ctx
 
 
-def explain_tls(err: BaseException, cfg: UplinkConfig) -> UplinkError:
+@dataclass(frozen=True)
+class Way:
+    """One way to the broker: a transport, its port, and the proxy in between (if any)."""
+
+    transport: str                # "tcp" (MQTT over TLS) or "websockets"
+    port: int
+    proxy: ProxyConfig | None = None
+
+    def describe(self, host: str) -> str:
+        text = f"broker {host}:{self.port}"
+        if self.transport == "websockets":
+            text += " (MQTT over WebSockets)"
+        if self.proxy:
+            text += f" via proxy {self.proxy.host}:{self.proxy.port}"
+        return text
+
+
+def ways(cfg: UplinkConfig) -> list[Way]:
+    """The ways to try, in order: MQTT on its port first, then WebSockets (per uplink.transport)."""
+    mqtt_way = Way("tcp", cfg.port, cfg.proxy)
+    ws_way = Way("websockets", cfg.websockets_port, cfg.proxy)
+    return {"mqtt": [mqtt_way], "websockets": [ws_way]}.get(cfg.transport, [mqtt_way, ws_way])
+
+
+def path_failure(err: BaseException) -> bool:
+    """True when this way could not be reached at all, so another way may work."""
+    if isinstance(err, (ssl.SSLError, FileNotFoundError)):
+        return False
+    if isinstance(err, socks.HTTPError) and str(err).startswith("407"):
+        return False  # the proxy wants other credentials: the same on every way
+    return isinstance(err, (OSError, mqtt.WebsocketConnectionError))
+
+
+def explain_proxy(err: BaseException, way: Way, host: str) -> UplinkError | None:
+    """One sentence for each way a proxy fails; None if ERR is not about the proxy."""
+    proxy = way.proxy
+    if proxy is None or not isinstance(err, socks.ProxyError):
+        return None
+    at = f"proxy {proxy.host}:{proxy.port}"
+    text = str(err).split("\n")[0]
+    if text.startswith("407"):
+        return UplinkError(f"{at} refused the box's proxy user name or password (407); "
+                           "check the user:password in uplink.proxy")
+    if isinstance(err, socks.HTTPError):
+        return UplinkError(f"{at} would not open a tunnel to {host}:{way.port} ({text}); ask the office IT "
+                           f"to allow CONNECT to port {way.port}, or check uplink.proxy")
+    if isinstance(err, socks.ProxyConnectionError):
+        return UplinkError(f"{at} cannot be reached ({err.socket_err or text}); check uplink.proxy "
+                           "and that the proxy is running")
+    return UplinkError(f"{at}: {text}; check uplink.proxy")
+
+
+def explain_tls(err: BaseException, cfg: UplinkConfig, way: Way | None = None) -> UplinkError:
     """One sentence for each way TLS fails, saying what to do; never a fallback to no verification."""
-    where = f"broker {cfg.host}:{cfg.port}"
+    way = way or Way("tcp", cfg.port, cfg.proxy)
+    where = way.describe(cfg.host)
+    if proxied := explain_proxy(err, way, cfg.host):
+        return proxied
     if isinstance(err, ssl.SSLCertVerificationError):
         reason = (err.verify_message or str(err)).lower()
         if "expired" in reason:
@@ -71,7 +137,7 @@ def explain_tls(err: BaseException, cfg: UplinkConfig) -> UplinkError:
                            "cert_file and key_file in the config")
     return UplinkError(f"{where}: cannot connect ({err.__class__.__name__}: {err}); "
                        "check the network and that port "
-                       f"{cfg.port} is not blocked; readings are kept and sent later")
+                       f"{way.port} is not blocked; readings are kept and sent later")
 
 
 class Uplink:
@@ -86,6 +152,11 @@ class Uplink:
         self.connected = threading.Event()
         self.last_error: UplinkError | None = None
         self.on_error: Callable[[UplinkError | None], None] = lambda e: None
+        self.on_ack: Callable[[], None] = lambda: None             # called from paho's thread
+        self.connections = 0                                       # successful CONNACKs so far
+        self.ways = ways(cfg)
+        self.way = self.ways[0]
+        self._said: dict[Way, type[UplinkError]] = {}              # kind of the last error logged, per way
         self._paused = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -95,7 +166,15 @@ class Uplink:
 
     # --- lifecycle ---------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.box_id, protocol=mqtt.MQTTv5)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.box_id, protocol=mqtt.MQTTv5,
+                             transport="websockets" if self.way.transport == "websockets" else "tcp")
+        if self.way.transport == "websockets":
+            client.ws_set_options(path=self.cfg.websockets_path)
+        if proxy := self.way.proxy:
+            client.proxy_set(proxy_type=socks.HTTP if proxy.scheme == "http" else socks.SOCKS5,
+                             proxy_addr=proxy.host, proxy_port=proxy.port, proxy_rdns=True,
+                             proxy_username=proxy.user or None,
+                             proxy_password=proxy.password.reveal() if proxy.password else None)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -129,6 +208,7 @@ class Uplink:
 
     def _run(self) -> None:
         delay = 1.0
+        tried = 0  # ways that could not be reached since the last back-off
         while not self._stop.is_set():
             if self._paused.is_set():
                 self._stop.wait(0.2)
@@ -136,10 +216,17 @@ class Uplink:
             try:
                 self._connect()
             except Exception as err:  # each failure becomes one clear error, then back-off
-                self._fail(explain_tls(err, self.cfg))
+                self._fail(explain_tls(err, self.cfg, self.way))
+                if path_failure(err) and len(self.ways) > 1:
+                    self.way = self.ways[(self.ways.index(self.way) + 1) % len(self.ways)]
+                    tried += 1
+                    if tried < len(self.ways):
+                        continue  # the next way at once; back off once all have failed
+                tried = 0
                 self._stop.wait(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, 300.0)
                 continue
+            tried = 0
             self._client.loop_forever(retry_first_connection=False)
             if self.connected.is_set():
                 self.connected.clear()
@@ -156,13 +243,14 @@ class Uplink:
         self._client = client
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY
-        self._client.connect(self.cfg.host, self.cfg.port, keepalive=int(self.cfg.keepalive),
+        self._client.connect(self.cfg.host, self.way.port, keepalive=int(self.cfg.keepalive),
                              clean_start=False, properties=props)
 
     def _fail(self, err: UplinkError) -> None:
-        """Log a new kind of failure once; retries that fail the same way stay quiet."""
-        if self.last_error is None or type(err) is not type(self.last_error):
+        """Log a new kind of failure of each way once; retries that fail the same way stay quiet."""
+        if self._said.get(self.way) is not type(err):
             log.warning("uplink: %s", err)
+        self._said[self.way] = type(err)
         self.last_error = err
         self.on_error(err)
 
@@ -170,16 +258,19 @@ class Uplink:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
-            self._fail(UplinkError(f"broker {self.cfg.host}:{self.cfg.port} refused box {self.box_id}: "
+            self._fail(UplinkError(f"{self.way.describe(self.cfg.host)} refused box {self.box_id}: "
                                    f"{reason_code}; check that the box is enrolled and its certificate is current"))
             client.disconnect()
             return
+        where = self.way.describe(self.cfg.host).removeprefix("broker ")
         if self.last_error is not None:
-            log.info("uplink: connected to %s:%d again", self.cfg.host, self.cfg.port)
+            log.info("uplink: connected to %s again", where)
         else:
-            log.info("uplink: connected to %s:%d (session %s)", self.cfg.host, self.cfg.port,
+            log.info("uplink: connected to %s (session %s)", where,
                      "resumed" if flags.session_present else "new")
         self.last_error = None
+        self._said.clear()
+        self.connections += 1
         self.on_error(None)
         self.connected.set()
 
@@ -198,10 +289,10 @@ class Uplink:
             reason = re.sub(r"^failed to receive on socket: |\[SSL: [A-Z0-9_]+\] | \(_ssl\.c:\d+\)", "", text)
             err: BaseException = ssl.SSLError(reason) if ("alert" in text.lower() or "ssl" in text.lower()) \
                 else ConnectionError(reason or f"closed by the broker ({reason_code})")
-            self._fail(explain_tls(err, self.cfg))
+            self._fail(explain_tls(err, self.cfg, self.way))
         if was and not self._paused.is_set() and not self._stop.is_set():
-            log.warning("uplink: disconnected from %s:%d (%s); readings are kept and sent on reconnect",
-                        self.cfg.host, self.cfg.port, reason_code)
+            log.warning("uplink: disconnected from %s (%s); readings are kept and sent on reconnect",
+                        self.way.describe(self.cfg.host).removeprefix("broker "), reason_code)
         with self._lock:
             self.in_flight.clear()  # the outbox still has them; they are sent again with the same ids
             self._early.clear()
@@ -215,6 +306,7 @@ class Uplink:
                 self._early.add(mid)
         if msg_id is not None and not reason_code.is_failure:
             self.acked.append(msg_id)
+            self.on_ack()
         elif msg_id is not None:
             log.warning("uplink: broker refused message %s: %s", msg_id, reason_code)
 
@@ -237,7 +329,7 @@ class Uplink:
         held across a paho call (lock-order inversion); a PUBACK that beats us here is kept
         in `_early` until its mid is known.
         """
-        info = self._client.publish(message.topic, message.payload.encode(), qos=1)
+        info = self._client.publish(message.topic, message.wire().encode(), qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         with self._lock:
@@ -256,3 +348,4 @@ class Uplink:
 
     def wait_connected(self, timeout: float) -> bool:
         return self.connected.wait(timeout)
+

@@ -1,4 +1,9 @@
-"""Run the real `meterbox run` daemon as a process, with a config the test writes."""
+"""Run the real `meterbox run` daemon as a process, with a config the test writes.
+
+The daemon's clock is a test clock file (METERBOX_CLOCK_FILE, see meterbox.clock) that
+says "synchronised" unless the test writes otherwise with `Daemon.set_clock()`: test
+machines (containers, CI) rarely run NTP, and readings wait for a synchronised clock.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ class BoxConfig:
     interval: str = "1s"
     timeout: str = "500ms"
     extra: str = ""
+    uplink_extra: str = ""       # more [uplink] lines, e.g. 'transport = "websockets"'
+    port: int | None = None      # the broker port to write (default: the broker's MQTT port)
 
     def write(self, path: Path) -> Path:
         lines = ["[box]", f'id = "{self.box_id}"', f'state_dir = "{self.state_dir}"', "",
@@ -48,9 +55,9 @@ class BoxConfig:
             lines += ["[[printers]]", f'host = "{p.address}"', f'community = "{p.community}"', ""]
         if self.broker is not None:
             cert, key = self.cert or self.broker.client_cert(self.box_id)
-            lines += ["[uplink]", f'host = "{self.broker.host}"', f"port = {self.broker.port}",
+            lines += ["[uplink]", f'host = "{self.broker.host}"', f"port = {self.port or self.broker.port}",
                       f'ca_file = "{self.broker.ca_file}"', f'cert_file = "{cert}"', f'key_file = "{key}"',
-                      'keepalive = "5s"', ""]
+                      'keepalive = "5s"', self.uplink_extra, ""]
         path.write_text("\n".join(lines) + self.extra)
         return path
 
@@ -58,10 +65,19 @@ class BoxConfig:
 class Daemon:
     """`meterbox run --config FILE` in its own process group; stopped on exit, even on failure."""
 
-    def __init__(self, config: Path, work_dir: Path) -> None:
+    def __init__(self, config: Path, work_dir: Path, *, clock: dict[str, Any] | None = None) -> None:
         self.config = config
         self.log_path = work_dir / "meterbox.log"
+        self.clock_path = work_dir / "clock.json"
         self.proc: subprocess.Popen[bytes] | None = None
+        if clock is not None or not self.clock_path.exists():
+            self.set_clock(**(clock or {"synced": True}))
+
+    def set_clock(self, *, synced: bool, offset: float = 0.0, boot: str = "test-boot") -> None:
+        """What the daemon's clock says: synchronised or not, OFFSET seconds from the real time, BOOT id."""
+        tmp = self.clock_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"synced": synced, "offset": offset, "boot": boot}))
+        tmp.replace(self.clock_path)
 
     def __enter__(self) -> Daemon:
         self.start()
@@ -71,7 +87,8 @@ class Daemon:
         self.stop()
 
     def start(self) -> None:
-        self.proc = spawn([sys.executable, "-m", "meterbox", "run", "--config", str(self.config)], self.log_path)
+        self.proc = spawn([sys.executable, "-m", "meterbox", "run", "--config", str(self.config)], self.log_path,
+                          env={"METERBOX_CLOCK_FILE": str(self.clock_path)})
 
     def stop(self) -> None:
         if self.proc is not None:

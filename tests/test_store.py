@@ -1,0 +1,184 @@
+"""The store on its own: clock correction, the outbox order, and compaction under a size limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from meterbox.compact import compact
+from meterbox.reading import Device, Meter, Reading, Supply
+from meterbox.store import Store, StoreCorrupt, open_store
+
+BOX = "MB-7F3A9C"
+SCHEMA = json.loads((Path(__file__).parent.parent / "cloud/contract/reading.v1.schema.json").read_text())
+DAY = 86400.0
+T0 = 1_780_000_000.0  # 2026-05-28T20:26:40Z
+
+
+def device(serial: str = "SER1") -> Device:
+    return Device(serial, "Acme", "Laser 1")
+
+
+def reading(serial: str = "SER1", at: float = T0, total: int = 1000, *, clock: str = "ntp",
+            mono: float | None = None, boot: str = "boot-a", color: int | None = None,
+            supplies: int = 4) -> Reading:
+    meters = [Meter("impressions.total", total, "impressions")]
+    if color is not None:
+        meters.append(Meter("impressions.color", color, "impressions"))
+    return Reading(serial, at, meters, [Supply(f"toner.{c}", 50, "ok") for c in
+                                        ("black", "cyan", "magenta", "yellow")[:supplies]],
+                   clock=clock, mono=mono, boot=boot)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "meterbox.db")
+
+
+def wire(store: Store) -> list[dict]:
+    return [json.loads(m.wire()) for m in store.pending(1000) if m.kind == "reading"]
+
+
+# ------------------------------------------------------------------ clock
+
+def test_held_readings_wait_for_sync_then_carry_the_corrected_time(store: Store) -> None:
+    # The box booted with its clock at 1970 + 1 day; readings at monotonic 100 s and 160 s.
+    store.add_readings(BOX, [(device(), reading(at=DAY + 100, clock="held", mono=100.0)),
+                             (device(), reading(at=DAY + 160, clock="held", mono=160.0, total=1010))])
+    assert wire(store) == []                       # nothing leaves while the time can still be corrected
+    assert store.held() == 2
+    # NTP sets the clock: at monotonic 400 s it is T0.
+    assert store.settle_clock(boot="boot-a", synced=True, now=T0, mono=400.0, hold=3600) == (2, 0)
+    sent = wire(store)
+    assert [(r["read_at"], r["clock"]) for r in sent] == [
+        ("2026-05-28T20:21:40Z", "corrected"), ("2026-05-28T20:22:40Z", "corrected")]  # T0 - 300 s, T0 - 240 s
+    for r in sent:
+        jsonschema.validate(r, SCHEMA)
+        assert set(r) == set(SCHEMA["properties"])  # no monotonic offset on the wire
+
+
+def test_a_reading_from_an_earlier_boot_is_sent_marked_unsynced(store: Store) -> None:
+    store.add_readings(BOX, [(device(), reading(at=DAY + 100, clock="held", mono=100.0, boot="boot-a"))])
+    # Rebooted before the clock ever synced: the monotonic offset means nothing now.
+    assert store.settle_clock(boot="boot-b", synced=False, now=DAY + 50, mono=50.0, hold=3600) == (0, 1)
+    [r] = wire(store)
+    assert r["clock"] == "unsynced" and r["read_at"] == "1970-01-02T00:01:40Z"  # marked: not a true date
+
+
+def test_held_too_long_without_sync_is_released_unsynced(store: Store) -> None:
+    store.add_readings(BOX, [(device(), reading(at=DAY, clock="held", mono=10.0)),
+                             (device(), reading(at=DAY + 3000, clock="held", mono=3010.0))])
+    assert store.settle_clock(boot="boot-a", synced=False, now=DAY + 3700, mono=3710.0, hold=3600) == (0, 1)
+    assert [r["clock"] for r in wire(store)] == ["unsynced"]
+    assert store.held() == 1
+
+
+def test_sent_log_shows_what_was_rendered(store: Store) -> None:
+    store.add_readings(BOX, [(device(), reading(at=DAY, clock="held", mono=10.0))])
+    store.settle_clock(boot="boot-a", synced=True, now=T0, mono=20.0, hold=3600)
+    [msg] = [m for m in store.pending(10) if m.kind == "reading"]
+    store.mark_sent([msg.id])
+    assert json.loads(store.sent(1)[0].wire())["clock"] == "corrected"
+
+
+# ------------------------------------------------------------------ outbox order
+
+def test_backlog_goes_oldest_first_but_fresh_readings_get_part_of_the_window(store: Store) -> None:
+    store.add_readings(BOX, [(device(), reading(at=T0 + i, total=1000 + i)) for i in range(100)])
+    mark = store.last_seq()  # the uplink connected now
+    store.add_readings(BOX, [(device(), reading(at=T0 + 500, total=5000))])
+    batch = store.pending(20, fresh_after=mark)
+    totals = [json.loads(m.payload)["meters"][0]["value"] for m in batch if m.kind == "reading"]
+    assert 5000 in totals                                  # the fresh reading is not starved
+    backlog = [t for t in totals if t != 5000]
+    assert backlog == sorted(backlog) and backlog[0] == 1000  # the backlog, oldest first, in order
+    assert len(batch) == 20
+    # without a backlog the whole window is fresh, in order
+    assert [m.seq for m in store.pending(5, fresh_after=0)] == sorted(m.seq for m in store.pending(5, fresh_after=0))
+
+
+def test_in_flight_rows_are_not_offered_twice(store: Store) -> None:
+    store.add_readings(BOX, [(device(), reading(total=i)) for i in range(5)])
+    first = store.pending(3)
+    again = store.pending(3, exclude={m.id for m in first})
+    assert not {m.id for m in first} & {m.id for m in again}
+
+
+# ------------------------------------------------------------------ compaction
+
+def test_compaction_keeps_every_meters_latest_reading(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = Store(tmp_path / "small.db")
+    limit = 256 * 1024
+    last: dict[tuple[str, str], int] = {}
+    with caplog.at_level(logging.WARNING, logger="meterbox.compact"):
+        for i in range(2000):
+            serial = f"SER{i % 5}"
+            # SER0's color counter is read only now and then: its latest must survive too.
+            color = 100 + i if serial != "SER0" or i % 500 == 0 else None
+            r = reading(serial, at=T0 + i * 60, total=1000 + i, color=color)
+            store.add_readings(BOX, [(device(serial), r)])
+            for m in r.meters:
+                last[(serial, m.name)] = m.value
+            if i % 10 == 0:
+                compact(store, limit)
+    assert store.size() <= limit
+    kept: dict[tuple[str, str], int] = {}
+    for m in store.messages("reading"):
+        for meter in json.loads(m.payload)["meters"]:
+            kept[(m.serial, meter["name"])] = meter["value"]
+    assert kept == last  # every meter of every printer, at its latest value
+    # each printer's latest reading still has its supplies
+    for serial in {s for s, _ in last}:
+        latest = [m for m in store.messages("reading") if m.serial == serial][-1]
+        assert len(json.loads(latest.payload)["supplies"]) == 4
+    lines = [r.getMessage() for r in caplog.records if "store full" in r.getMessage()]
+    assert lines and all("\n" not in line for line in lines)
+    assert "every meter's latest reading is kept" in lines[0]
+
+
+def test_compaction_takes_the_sent_log_before_any_unsent_reading(tmp_path: Path) -> None:
+    store = Store(tmp_path / "small.db")
+    store.add_readings(BOX, [(device(), reading(at=T0 + i, total=i)) for i in range(400)])
+    store.mark_sent([m.id for m in store.pending(1000)])
+    store.add_readings(BOX, [(device(), reading(at=T0 + 1000 + i, total=1000 + i)) for i in range(50)])
+    unsent = {m.id for m in store.pending(1000)}
+    result = compact(store, store.size() // 2)
+    assert result is not None and set(result.counts) == {"sent messages (transparency log)"}
+    assert {m.id for m in store.pending(1000)} == unsent
+
+
+# ------------------------------------------------------------------ damaged store
+
+def test_a_corrupt_store_is_moved_aside_and_a_new_one_started(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "meterbox.db"
+    path.write_bytes(b"this is not a database, it was a power cut in the middle of a write" * 100)
+    with pytest.raises(StoreCorrupt, match="damaged"):
+        Store(path, check=True)
+    with caplog.at_level(logging.ERROR):
+        store = open_store(path)
+    store.add_readings(BOX, [(device(), reading())])
+    assert store.backlog() == 2
+    aside = list(tmp_path.glob("meterbox.db.corrupt-*"))
+    assert len(aside) == 1
+    assert any("moved to" in r.getMessage() and "doctor --recover" in r.getMessage() for r in caplog.records)
+
+
+def test_an_older_store_gains_the_clock_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript("CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+                     " kind TEXT NOT NULL, serial TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,"
+                     " created REAL NOT NULL, sent_at REAL);"
+                     "INSERT INTO messages(id, kind, serial, topic, payload, created)"
+                     " VALUES('X', 'reading', 'S', 't', '{\"clock\":\"ntp\"}', 1);")
+    db.commit()
+    db.close()
+    store = Store(path)
+    [m] = store.pending(5)
+    assert m.wire() == '{"clock":"ntp"}'  # rows from before keep their payload as stored
