@@ -7,7 +7,7 @@ import ipaddress
 import json
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -103,6 +103,44 @@ class StoreConfig:
     max_bytes: int = 64 * 1024 * 1024
 
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class AddressRange:
+    """A block of addresses to sweep, kept as written ("192.0.2.0/24", "192.0.2.10-192.0.2.50") for messages."""
+
+    first: IPAddress
+    last: IPAddress
+    text: str = ""
+
+    @property
+    def size(self) -> int:
+        return int(self.last) - int(self.first) + 1
+
+    def addresses(self) -> Iterator[IPAddress]:
+        """Every address from first to last, in order."""
+        make = type(self.first)
+        return (make(n) for n in range(int(self.first), int(self.last) + 1))
+
+    def __str__(self) -> str:
+        return self.text or f"{self.first}-{self.last}"
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """How the box finds printers by itself: its own subnets, mDNS, and the ranges and hosts listed."""
+
+    enabled: bool | None = None  # None: on when no [[printers]] are listed (zero configuration)
+    interval: float = 3600.0     # seconds between sweeps
+    max_prefix: int = 22         # an interface subnet larger than this is cut to the /22 around the box
+    ranges: tuple[AddressRange, ...] = ()
+    hosts: tuple[tuple[str, int], ...] = ()
+    rate: int = 500              # SNMP packets per second, at most
+    concurrency: int = 256       # addresses probed at once
+    mdns: bool = True
+
+
 @dataclass(frozen=True)
 class Config:
     box_id: str
@@ -112,6 +150,7 @@ class Config:
     credentials: tuple[Credential, ...] = ()
     uplink: UplinkConfig = field(default_factory=UplinkConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     log_level: str = "info"
     path: Path | None = None     # the file it came from, for error messages
 
@@ -123,7 +162,7 @@ V3_ONLY_KEYS = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key"
 CREDENTIAL_KEYS = ("version", "community", *V3_ONLY_KEYS)
 ARRAY_TABLES = frozenset({"printers", "credentials"})
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("box", "poll", "printers", "credentials", "uplink", "store"),
+    "": ("box", "poll", "printers", "credentials", "uplink", "store", "discovery"),
     "box": ("id", "state_dir", "log_level"),
     "poll": ("interval", "timeout", "retries", "concurrency"),
     "printers": ("host", "port", *CREDENTIAL_KEYS),
@@ -131,11 +170,13 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "uplink": ("host", "port", "ca_file", "cert_file", "key_file", "keepalive", "in_flight", "server_name",
                "transport", "websockets_port", "websockets_path", "proxy"),
     "store": ("max_size",),
+    "discovery": ("enabled", "interval", "max_prefix", "ranges", "hosts", "rate", "concurrency", "mdns"),
 }
 VERSIONS = ("1", "2c", "3")
 AUTH_PROTOCOLS = ("SHA", "SHA224", "SHA256", "SHA384", "SHA512", "MD5")
 PRIV_PROTOCOLS = ("AES", "AES128", "AES192", "AES256", "DES")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+MAX_RANGE = 65536                           # addresses in one range: a /16, swept in about a minute
 MIN_V3_KEY = 8                              # RFC 3414: shorter passphrases are refused by agents
 DEFAULT_STATE_DIR = Path("/var/lib/meterbox")
 _NO_HOST: tuple[str, int | None] = ("", None)
@@ -307,6 +348,21 @@ def _choice(options: tuple[str, ...], fold: Callable[[str], str]) -> Callable[[A
     return parse
 
 
+def _bool(value: Any) -> bool:
+    """true or false; a quoted "true" is refused so that "false" cannot silently mean true."""
+    if isinstance(value, bool):
+        return value
+    quoted = isinstance(value, str) and value.strip().lower() in ("true", "false")
+    raise _Invalid("expected true or false" + ("; write it without quotes" if quoted else ""))
+
+
+def _prefix(value: Any) -> int:
+    """A prefix length 16–30, forgiving the slash people copy from "/22"."""
+    if isinstance(value, str) and value.strip().lstrip("/").isdigit():
+        raise _Invalid(f"expected a whole number 16–30; write it without quotes or slash: {value.strip().lstrip('/')}")
+    return _whole(16, 30)(value)
+
+
 def _box_id(value: Any) -> str:
     """The id printed on the label; checked here so a typo is not first noticed at enrollment."""
     if isinstance(value, str) and _BOX_ID.fullmatch(value):
@@ -331,6 +387,47 @@ def parse_host(value: Any) -> tuple[str, int | None]:
     if not _is_host(host):
         raise _Invalid(_HOST_HINT)
     return host, port
+
+
+_RANGE_HINT = 'expected a range such as "192.0.2.0/24", "192.0.2.10-192.0.2.50" or "192.0.2.10-50"'
+
+
+def parse_range(value: Any) -> AddressRange:
+    """A CIDR block, FIRST-LAST (or FIRST-lastoctet) or one address; network and broadcast are left out."""
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid(_RANGE_HINT)
+    text = value.strip()
+    try:
+        first, last = _range_ends(text)
+    except _Invalid:
+        raise
+    except ValueError:
+        raise _Invalid(_RANGE_HINT) from None
+    found = AddressRange(first, last, text)
+    if found.size > MAX_RANGE:
+        raise _Invalid(f"too large ({found.size:,} addresses); one range may hold at most "
+                       f"{MAX_RANGE:,} (a /16): split it, or list only the subnets with printers")
+    return found
+
+
+def _range_ends(text: str) -> tuple[IPAddress, IPAddress]:
+    """First and last address of TEXT; ValueError (or _Invalid, with a reason) when it is no range."""
+    if "/" in text:
+        net = ipaddress.ip_network(text, strict=False)
+        if net.version == 4 and net.prefixlen <= 30:
+            return net[1], net[-2]
+        return net[0], net[-1]
+    if "-" not in text:
+        address = ipaddress.ip_address(text)
+        return address, address
+    head, tail = (part.strip() for part in text.split("-", 1))
+    first = ipaddress.ip_address(head)
+    if tail.isdigit() and first.version == 4:                 # "192.0.2.10-50"
+        tail = head.rsplit(".", 1)[0] + "." + tail
+    last = ipaddress.ip_address(tail)
+    if last.version != first.version or int(last) < int(first):
+        raise _Invalid(f"the last address {last} must be the same kind as, and not before, {first}")
+    return first, last
 
 
 def _split_port(text: str) -> tuple[str, int | None]:
@@ -477,6 +574,8 @@ def _header(name: str) -> str:
 def _unknown(table: str, key: str, value: Any) -> str:
     """Why KEY is not accepted; a top-level key that belongs in a table says which."""
     homes = [name for name, keys in TABLE_KEYS.items() if name and key in keys]
+    if len(homes) > 1 and "discovery" in homes:     # interval, concurrency: almost always meant for [poll]
+        homes.remove("discovery")
     if not table and homes and not isinstance(value, (dict, list)):
         return "not a top-level key; move it under " + " or ".join(map(_header, homes))
     kind = "unknown table" if not table else "unknown key"
@@ -576,6 +675,42 @@ def _printers(tables: list[_Table]) -> tuple[PrinterTarget, ...]:
     return tuple(printers)
 
 
+def _discovery(table: _Table) -> DiscoveryConfig:
+    """Sweep settings; each bad range or host is its own problem, naming the entry."""
+    default = DiscoveryConfig()
+    return DiscoveryConfig(
+        enabled=table.get("enabled", _bool, default.enabled),
+        interval=table.get("interval", parse_duration, default.interval),
+        max_prefix=table.get("max_prefix", _prefix, default.max_prefix),
+        ranges=tuple(_each(table, "ranges", parse_range)),
+        hosts=tuple(_each(table, "hosts", _host_with_port)),
+        rate=table.get("rate", _whole(1, 10000), default.rate),
+        concurrency=table.get("concurrency", _whole(1, 4096), default.concurrency),
+        mdns=table.get("mdns", _bool, default.mdns),
+    )
+
+
+def _host_with_port(value: Any) -> tuple[str, int]:
+    """A host to probe, on port 161 unless written with its port."""
+    host, port = parse_host(value)
+    return host, port or 161
+
+
+def _each(table: _Table, key: str, parse: Callable[[Any], T]) -> list[T]:
+    """Every good entry of the list KEY; each bad one is recorded with its own value."""
+    values = table.data.get(key, [])
+    if not isinstance(values, list):
+        table.problem(key, f'expected a list in brackets, such as {key} = ["…", "…"]', values)
+        return []
+    parsed: list[T] = []
+    for value in values:
+        try:
+            parsed.append(parse(value))
+        except _Invalid as exc:
+            table.problem(key, str(exc), value)
+    return parsed
+
+
 TRANSPORTS = ("auto", "mqtt", "websockets")
 _PROXY_HINT = 'expected a proxy URL such as "http://proxy.example.com:3128" or "http://user:password@192.0.2.1:8080"'
 
@@ -654,6 +789,7 @@ def _config(doc: dict[str, Any], reader: _Reader, path: Path) -> Config:
         credentials=tuple(_credential(table) for table in _entries(top, "credentials")),
         uplink=_uplink(_section(top, "uplink"), present="uplink" in doc),
         store=StoreConfig(_section(top, "store").get("max_size", parse_size, StoreConfig().max_bytes)),
+        discovery=_discovery(_section(top, "discovery")),
         path=path,
     )
 

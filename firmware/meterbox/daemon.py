@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import contextlib
+import dataclasses
 import logging
 import random
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 from meterbox.clock import CallableClock, Clock, system_clock
 from meterbox.compact import compact
 from meterbox.config import Config, PrinterTarget
+from meterbox.discovery import Discovery, Found
 from meterbox.errors import MeterboxError, StoreError
 from meterbox.poll import Hint, read_printer
 from meterbox.reading import Device, Meter, Reading
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PUMP_INTERVAL = 0.1
 STORE_FLUSH = 0.5  # readings of one poll round are committed together (group commit)
+LOST_PRINTER_SWEEP = 600.0  # a found printer stopped answering (DHCP?): sweep again this soon
 ACK_FLUSH = 1.0  # PUBACKs are committed in batches: fewer writes; a crash only causes a resend (same id)
 CLOCK_HOLD = 3600.0  # readings wait this long for a clock sync before they are sent marked "unsynced"
 MEMORY_LIMIT = 10_000  # readings kept in memory while the store cannot be written
@@ -153,6 +157,7 @@ class Daemon:
         tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:
             tasks.append(asyncio.create_task(self._pump_loop(), name="pump"))
+        self._start_discovery(tasks)
         try:
             await stop.wait()
         finally:
@@ -312,3 +317,97 @@ class Daemon:
                                               fresh_after=self._fresh_after):
                 if not self.uplink.publish(message):
                     break
+
+    # -- discovery: printers found by serial get pollers (discovery.py) --------------------
+
+    def discovery_enabled(self) -> bool:
+        """[discovery] enabled, or by default: on when no [[printers]] are listed."""
+        enabled = self.cfg.discovery.enabled
+        return not self.cfg.printers if enabled is None else enabled
+
+    def _start_discovery(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Sweep now and on schedule; pollers of found printers join TASKS, so run() stops them."""
+        self._sweep_asked = asyncio.Event()
+        self._found: dict[str, tuple[Poller, asyncio.Task[None]]] = {}    # serial -> its poller
+        self._tasks = tasks
+        if self.discovery_enabled():
+            tasks.append(asyncio.create_task(self._discovery_loop(), name="discovery"))
+
+    def discover_now(self) -> None:
+        """On demand (SIGUSR1): sweep at once, or right after the sweep that is running."""
+        if hasattr(self, "_sweep_asked"):
+            self._sweep_asked.set()
+
+    async def _discovery_loop(self) -> None:
+        client = SnmpClient()
+        finder = Discovery(client, self.cfg.credentials, self.cfg.discovery, poll_timeout=self.cfg.poll.timeout)
+        try:
+            while True:
+                self._sweep_asked.clear()
+                try:
+                    self.adopt((await finder.sweep()).printers)
+                except StoreError as err:
+                    log.error("%s", err)
+                except Exception:  # a surprise in one sweep must not end discovery
+                    log.exception("discovery: unexpected error during the sweep; will sweep again")
+                lost = any(p.healthy is False for p, _ in self._found.values())
+                wait = min(self.cfg.discovery.interval, LOST_PRINTER_SWEEP) if lost else self.cfg.discovery.interval
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._sweep_asked.wait(), wait)
+        finally:
+            client.close()
+
+    def adopt(self, found: Iterable[Found]) -> None:
+        """One poller per serial: a known serial at a new address keeps its poller (its history
+        goes on); a new serial gets a new poller, even at the address of a printer now gone."""
+        found = [f for f in found if self._wanted(f)]
+        for item in found:
+            if item.serial in self._found:
+                self._move(self._found[item.serial][0], item)
+            else:
+                self._add_poller(item)
+        present = {item.serial for item in found}
+        for item in found:
+            for serial, (poller, _) in list(self._found.items()):
+                if serial not in present and (poller.target.host, poller.target.port) == (item.host, item.port):
+                    log.info("printer at %s is now %s (was %s): a different printer; %s keeps its history",
+                             item.address, item.serial, serial, serial)
+                    self._retire(serial)
+
+    def _wanted(self, item: Found) -> bool:
+        """Printers listed under [[printers]] are polled as listed; printers without serial cannot be followed."""
+        if item.serial is None:
+            log.debug("printer at %s reports no serial number: not polled (list it under [[printers]] "
+                      "to see it in `meterbox status`)", item.address)
+            return False
+        listed = [p for p in self.pollers if all(p is not q for q, _ in self._found.values())]
+        return not any(p.serial == item.serial or (p.target.host, p.target.port) == (item.host, item.port)
+                       for p in listed)
+
+    def _add_poller(self, item: Found) -> None:
+        target = Target(item.host, item.port, item.credential, timeout=self.cfg.poll.timeout,
+                        retries=self.cfg.poll.retries)
+        poller = Poller(self, target)
+        poller.serial = item.serial
+        task = asyncio.create_task(self._poll_loop(poller), name=f"poll {target.address}")
+        self.pollers.append(poller)
+        self._tasks.append(task)
+        self._found[item.serial or ""] = (poller, task)
+        log.info("found printer %s (%s %s) at %s, %s", item.serial, item.device.manufacturer or "?",
+                 item.device.model or "?", item.address, item.credential.describe(),
+                 extra={"PRINTER_SERIAL": item.serial})
+
+    def _move(self, poller: Poller, item: Found) -> None:
+        old = poller.target
+        if (old.host, old.port, old.credential) == (item.host, item.port, item.credential):
+            return
+        poller.target = dataclasses.replace(old, host=item.host, port=item.port, credential=item.credential)
+        if (old.host, old.port) != (item.host, item.port):
+            log.info("printer %s moved from %s to %s; same printer, its history goes on",
+                     item.serial, old.address, poller.target.address, extra={"PRINTER_SERIAL": item.serial})
+            self.store.forget_address(old.address)
+
+    def _retire(self, serial: str) -> None:
+        poller, task = self._found.pop(serial)
+        task.cancel()
+        self.pollers.remove(poller)

@@ -1,0 +1,457 @@
+"""Discovery: find every printer on the office network, with zero configuration.
+
+Where to look: the subnets of the box's own interfaces (one larger than max_prefix is
+cut to the block around the box), the ranges and hosts from the config, and the
+addresses printers announce over mDNS. How: one cheap GET per address and credential
+(sysObjectID, prtGeneralSerialNumber, hrDeviceType.1), paced by a token bucket and
+bounded in concurrency, 1 s timeout and one retry, so a /24 of silent addresses costs
+about two timeouts. Whoever answers is identified with a full poll (poll.read_printer),
+which also decides whether it is a printer. A printer is known by its serial number:
+two addresses with one serial are one printer.
+
+Why every community goes out at once: a v1/v2c agent silently drops a wrong
+community, so "wrong community" and "nobody there" look the same; trying them one
+after another would cost a timeout per community on every silent address. SNMPv3
+users are tried one after another, because a v3 agent answers a wrong user or key
+with a report, which is quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from meterbox import netif
+from meterbox.config import AddressRange, Credential, DiscoveryConfig
+from meterbox.errors import MeterboxError, NotAPrinter, PrinterUnreachable, SnmpAuthError, SnmpError
+from meterbox.poll import PollResult, read_printer
+from meterbox.reading import Device
+from meterbox.snmp import Prober, SnmpClient, Target
+
+log = logging.getLogger(__name__)
+
+#: sysObjectID, prtGeneralSerialNumber.1, hrDeviceType.1: small, and any agent answers it.
+PROBE_OIDS = ("1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.43.5.1.1.17.1", "1.3.6.1.2.1.25.3.2.1.2.1")
+PROBE_TIMEOUT = 1.0
+PROBE_RETRIES = 1
+MDNS_WINDOW = 2.0          # seconds announcements are awaited; they arrive while the sweep runs
+DEFAULT_CREDENTIALS = (Credential(),)   # v2c "public", what printers ship with
+
+Progress = Callable[[int, int, int], None]     # (addresses done, addresses planned, printers found)
+Key = tuple[str, int]                           # (host, port)
+
+
+def address_text(host: str, port: int) -> str:
+    """How an address is shown: "192.0.2.10", "192.0.2.10:1161", "[2001:db8::10]:1161"."""
+    if port == 161:
+        return host
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TokenBucket:
+    """Paces packets to RATE per second on average, with bursts of at most BURST."""
+
+    def __init__(self, rate: float, burst: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst or max(1, int(rate) // 20))
+        self.tokens = self.burst
+        self.clock = clock
+        self.stamp = clock()
+        self.taken = 0
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    async def take(self) -> None:
+        """Wait for one token; waiters are served in turn (asyncio.Lock is FIFO), so the pace holds."""
+        async with self._lock:
+            self._refill()
+            if self.tokens < 1:
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+                self._refill()
+            self.tokens -= 1
+            self.taken += 1
+
+
+@dataclass
+class Found:
+    """A printer a sweep found: where it answered, with which credential, and who it is."""
+
+    host: str
+    port: int
+    credential: Credential
+    result: PollResult
+    via: str                                  # "subnet eth0", "range …", "host", "mDNS <name>"
+    also_at: list[str] = field(default_factory=list)
+
+    @property
+    def device(self) -> Device:
+        return self.result.device
+
+    @property
+    def serial(self) -> str | None:
+        return self.device.serial or None
+
+    @property
+    def address(self) -> str:
+        return address_text(self.host, self.port)
+
+    def row(self) -> dict[str, Any]:
+        """One line of `meterbox discover`: never the community or key, only which kind worked."""
+        return {"address": self.address, "manufacturer": self.device.manufacturer,
+                "model": self.device.model, "serial": self.serial,
+                "credential": self.credential.describe()}
+
+
+@dataclass
+class SweepResult:
+    """What one sweep saw, for the CLI table, the daemon and the benchmark."""
+
+    printers: list[Found]            # one per serial, by address; those without a serial last
+    addresses: int = 0               # addresses probed
+    answered: int = 0                # answered SNMP with some credential
+    others: list[str] = field(default_factory=list)     # answered, but are not printers
+    problems: list[str] = field(default_factory=list)   # one sentence each: what, where, what to do
+    packets: int = 0                 # probe requests sent (identification polls not counted)
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------- where to look
+
+_said: set[str] = set()
+
+
+def _note(message: str) -> None:
+    """Log a fact about the network once per process (INFO), later sweeps only at DEBUG."""
+    log.log(logging.DEBUG if message in _said else logging.INFO, "%s", message)
+    _said.add(message)
+
+
+def own_subnets(interfaces: Iterable[netif.Interface], max_prefix: int
+                ) -> tuple[list[tuple[str, ipaddress.IPv4Network]], set[str], list[str]]:
+    """(interface, network) blocks to sweep, the box's own addresses, and notes for the technician."""
+    blocks: list[tuple[str, ipaddress.IPv4Network]] = []
+    own: set[str] = set()
+    notes: list[str] = []
+    for iface in interfaces:
+        own.update(str(a.ip) for a in iface.addresses)
+        if iface.loopback or not iface.up:
+            continue
+        if not iface.addresses:
+            notes.append(f"interface {iface.name} is up but has no IPv4 address: not swept "
+                         "(if printers are on it, check its cable and DHCP)")
+        for address in iface.addresses:
+            block = _block(iface.name, address, max_prefix, notes)
+            if block is not None and block not in blocks:
+                blocks.append(block)
+    return [(name, net) for name, net in blocks], own, notes
+
+
+def _block(name: str, address: ipaddress.IPv4Interface, max_prefix: int,
+           notes: list[str]) -> tuple[str, ipaddress.IPv4Network] | None:
+    """The part of one interface subnet to sweep, capped at max_prefix around the box."""
+    net = address.network
+    if address.ip.is_link_local:
+        notes.append(f"interface {name} has only the self-assigned address {address}: not swept "
+                     "(DHCP gave it no address; check the network)")
+        return None
+    if net.prefixlen >= 31:
+        return None
+    if net.prefixlen < max_prefix:
+        cut = ipaddress.IPv4Network(f"{address.ip}/{max_prefix}", strict=False)
+        notes.append(f"interface {name}: {net} is larger than /{max_prefix}; sweeping only {cut} "
+                     f"around the box (raise [discovery] max_prefix or add ranges for the rest)")
+        net = cut
+    return name, net
+
+
+class _Sweep:
+    """One run: probes, identifies and collects; built fresh by Discovery.sweep each time."""
+
+    def __init__(self, owner: Discovery, own: set[str]) -> None:
+        self.d = owner
+        self.own = own
+        self.bucket = TokenBucket(owner.cfg.rate)
+        self.prober = Prober()
+        self.gate = asyncio.Semaphore(owner.cfg.concurrency)
+        self.planned: dict[Key, str] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.found: list[Found] = []
+        self.result = SweepResult(printers=[])
+        self.done = 0
+
+    # ---- scheduling
+    def add(self, host: str, port: int, via: str) -> None:
+        """Probe HOST:PORT once per sweep (the box itself never)."""
+        key = (host, port)
+        if key in self.planned or host in self.own:
+            return
+        self.planned[key] = via
+        task = asyncio.create_task(self._examine(host, port, via), name=f"discover {host}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def announced(self, address: str, name: str) -> None:
+        """mDNS named an address: check it like any other (unless the sweep already does)."""
+        self.add(address, 161, f"mDNS {name}")
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks))
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        self.prober.close()
+
+    def problem(self, message: str) -> None:
+        self.result.problems.append(message)
+        log.warning("%s", message)
+
+    # ---- one address
+    async def _examine(self, host: str, port: int, via: str) -> None:
+        """Probe, then identify; a surprise at one address never stops the sweep."""
+        try:
+            async with self.gate:
+                credential = await self._probe(host, port)
+                if credential is not None:
+                    self.result.answered += 1
+                    await self._identify(host, port, credential, via)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("device at %s: unexpected error while checking it; skipped",
+                          address_text(host, port))
+        finally:
+            self.done += 1
+            if self.d.progress:
+                self.d.progress(self.done, len(self.planned), len(self.found))
+
+    async def _probe(self, host: str, port: int) -> Credential | None:
+        """The first credential, in configured order, that the device answers."""
+        refused: list[str] = []
+        chains = _chains(self.d.credentials)
+        tasks = [asyncio.create_task(self._chain(host, port, chain, refused)) for chain in chains]
+        try:
+            for task in tasks:
+                if (credential := await task) is not None:
+                    return credential
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if refused:     # only worth saying when nothing else worked
+            self.problem(f"device at {address_text(host, port)} answers SNMPv3 but refused "
+                         f"{', '.join(refused)}: check the user name, auth_key and priv_key and their "
+                         "protocols under [[credentials]]")
+        return None
+
+    async def _chain(self, host: str, port: int, chain: Sequence[Credential],
+                     refused: list[str]) -> Credential | None:
+        """A community alone; or, once an SNMPv3 agent is known to be there, each v3 user in turn."""
+        if chain[0].version != "3":
+            return chain[0] if await self._ask(host, port, chain[0]) else None
+        if not await self._ask(host, port, None):
+            return None
+        for credential in chain:
+            await self.bucket.take()
+            target = Target(host, port, credential, timeout=self.d.poll_timeout, retries=0)
+            try:
+                await self.d.client.get(target, PROBE_OIDS)
+                return credential
+            except SnmpAuthError:
+                refused.append(credential.describe())
+            except PrinterUnreachable:
+                refused.append(f"{credential.describe()} (no answer)")
+            except SnmpError as err:
+                log.debug("device at %s: %s", address_text(host, port), err)
+                return None
+        return None
+
+    async def _ask(self, host: str, port: int, credential: Credential | None) -> bool:
+        """One probe (a v1/v2c GET, or a v3 engine discovery for None), retried; each packet paced."""
+        timeout = self.d.probe_timeout
+        for _ in range(1 + PROBE_RETRIES):
+            await self.bucket.take()
+            if credential is None:
+                if await self.prober.v3_engine(host, port, timeout) is not None:
+                    return True
+            elif await self.prober.get(host, port, credential, PROBE_OIDS, timeout) is not None:
+                return True
+        return False
+
+    async def _identify(self, host: str, port: int, credential: Credential, via: str) -> None:
+        """A full poll names the printer and proves it is one (Printer-MIB or hrDevicePrinter)."""
+        address = address_text(host, port)
+        target = Target(host, port, credential, timeout=self.d.poll_timeout, retries=1)
+        try:
+            result = await read_printer(self.d.client, target, strict=True)
+        except NotAPrinter:
+            self.result.others.append(address)
+            log.debug("device at %s answers SNMP but is not a printer; ignored", address)
+            return
+        except MeterboxError as err:
+            self.problem(str(err))
+            return
+        self.found.append(Found(host, port, credential, result, via))
+        device = result.device
+        log.debug("printer %s (%s %s) at %s, %s, via %s", device.serial or "without serial",
+                  device.manufacturer, device.model, address, credential.describe(), via)
+
+    def finish(self, seconds: float) -> SweepResult:
+        result = self.result
+        result.printers = merge(self.found)
+        result.addresses = len(self.planned)
+        result.packets = self.bucket.taken
+        result.seconds = seconds
+        return result
+
+
+def _chains(credentials: Sequence[Credential]) -> list[list[Credential]]:
+    """Each community on its own (sent at once); all v3 users as one chain at the first one's place."""
+    chains: list[list[Credential]] = []
+    users: list[Credential] = []
+    for credential in credentials:
+        if credential.version != "3":
+            chains.append([credential])
+        elif not users:
+            users.append(credential)
+            chains.append(users)
+        else:
+            users.append(credential)
+    return chains
+
+
+def _order(found: Found) -> tuple[int, int, int]:
+    address = ipaddress.ip_address(found.host)
+    return address.version, int(address), found.port
+
+
+def merge(found: Iterable[Found]) -> list[Found]:
+    """One entry per serial, at its lowest address; the other addresses go to also_at."""
+    by_serial: dict[str, Found] = {}
+    anonymous: list[Found] = []
+    for item in sorted(found, key=_order):
+        if item.serial is None:
+            anonymous.append(item)
+        elif item.serial in by_serial:
+            first = by_serial[item.serial]
+            first.also_at.append(item.address)
+            _note(f"printer {item.serial} answers at {first.address} and {item.address}: "
+                  f"one printer with two network ports; it is read at {first.address}")
+        else:
+            by_serial[item.serial] = item
+    return [*by_serial.values(), *anonymous]
+
+
+class Discovery:
+    """Sweeps for printers; the daemon keeps one, `meterbox discover` makes one per run."""
+
+    def __init__(self, client: SnmpClient, credentials: Sequence[Credential] = (),
+                 cfg: DiscoveryConfig | None = None, *, poll_timeout: float = 2.0,
+                 probe_timeout: float = PROBE_TIMEOUT, progress: Progress | None = None,
+                 interfaces: Callable[[], list[netif.Interface]] = netif.interfaces) -> None:
+        self.client = client
+        self.credentials = tuple(credentials) or DEFAULT_CREDENTIALS
+        self.cfg = cfg or DiscoveryConfig()
+        self.poll_timeout = poll_timeout
+        self.probe_timeout = probe_timeout
+        self.progress = progress
+        self.interfaces = interfaces
+
+    async def sweep(self, ranges: Iterable[AddressRange] | None = None,
+                    hosts: Iterable[tuple[str, int]] | None = None, *,
+                    own_subnets: bool = True, mdns: bool | None = None) -> SweepResult:
+        """Sweep the own subnets, RANGES and HOSTS (default: the config's), and mDNS announcements."""
+        started = time.monotonic()
+        blocks, own, notes = self._subnets() if own_subnets else ([], self._own(), [])
+        for note in notes:
+            _note(note)
+        run = _Sweep(self, own)
+        browser = await self._mdns(run) if (self.cfg.mdns if mdns is None else mdns) else None
+        try:
+            self._plan(run, blocks, self.cfg.ranges if ranges is None else ranges)
+            await self._hosts(run, self.cfg.hosts if hosts is None else hosts)
+            log.info("sweeping %d addresses%s with %s", len(run.planned),
+                     " and listening for mDNS" if browser else "",
+                     ", then ".join(c.describe() for c in self.credentials))
+            await run.drain()
+            if browser is not None:
+                await asyncio.sleep(max(0.0, MDNS_WINDOW - (time.monotonic() - started)))
+                await browser.close()
+                browser = None
+                await run.drain()
+        finally:
+            run.cancel()
+            if browser is not None:
+                await browser.close()
+        return self._summary(run.finish(time.monotonic() - started))
+
+    def _subnets(self) -> tuple[list[tuple[str, ipaddress.IPv4Network]], set[str], list[str]]:
+        try:
+            found = self.interfaces()
+        except OSError as err:
+            return [], set(), [f"cannot list the network interfaces ({err}); only ranges and hosts are swept"]
+        blocks, own, notes = own_subnets(found, self.cfg.max_prefix)
+        if not blocks:
+            notes.append("no network interface has an IPv4 subnet to sweep; check the cable and DHCP, "
+                         "or list ranges under [discovery]")
+        return blocks, own, notes
+
+    def _own(self) -> set[str]:
+        try:
+            return {str(a.ip) for i in self.interfaces() for a in i.addresses}
+        except OSError:
+            return set()
+
+    @staticmethod
+    def _plan(run: _Sweep, blocks: Sequence[tuple[str, ipaddress.IPv4Network]],
+              ranges: Iterable[AddressRange]) -> None:
+        for name, net in blocks:
+            for address in net.hosts():
+                run.add(str(address), 161, f"subnet {name}")
+        for block in ranges:
+            for one in block.addresses():
+                run.add(str(one), 161, f"range {block}")
+
+    async def _hosts(self, run: _Sweep, hosts: Iterable[tuple[str, int]]) -> None:
+        """Named hosts are resolved first, so one printer is one address; a bad name is reported."""
+        loop = asyncio.get_running_loop()
+        for host, port in hosts:
+            try:
+                ipaddress.ip_address(host)
+                run.add(host, port, "host")
+                continue
+            except ValueError:
+                pass
+            try:
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            except OSError as err:
+                run.problem(f"host {host}: cannot resolve the name ({err.strerror or err}); "
+                            "check it under [discovery] hosts, or give its address")
+                continue
+            run.add(str(infos[0][4][0]), port, f"host {host}")
+
+    @staticmethod
+    async def _mdns(run: _Sweep) -> Any:
+        from meterbox.mdns import MdnsBrowser      # zeroconf costs import time; only when used
+
+        browser = MdnsBrowser(run.announced)
+        return browser if await browser.start() else None
+
+    @staticmethod
+    def _summary(result: SweepResult) -> SweepResult:
+        log.info("sweep of %d addresses took %.1f s: %d printers, %d other SNMP devices ignored, "
+                 "%d problems; %d probe packets", result.addresses, result.seconds, len(result.printers),
+                 len(result.others), len(result.problems), result.packets)
+        return result
