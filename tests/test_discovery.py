@@ -260,8 +260,9 @@ def test_bad_input_is_reported_and_the_sweep_goes_on(office: Lan, tmp_path: Path
     rows, log = discover(office, "--config", str(config), "--range", "10.77.1.300/24",
                          "--range", f"{office.address(10)}-{office.address(V3_PRINTER)}")
     assert "--range '10.77.1.300/24': expected a range such as" in log
-    assert (f"device at {office.address(V3_PRINTER)} answers SNMPv3 but refused v3 user {V3_USER} (authPriv): "
-            "check the user name, auth_key and priv_key") in log
+    assert (f"device at {office.address(V3_PRINTER)} answers SNMPv3 but not v3 user {V3_USER} (authPriv): "
+            "refused (") in log
+    assert "check the user name, auth_key and priv_key and their protocols under [[credentials]]" in log
     assert "wrong-auth-key" not in log
     found = {row["address"]: row["serial"] for row in rows}
     wanted = {a: s for a, s in expected_serials(office).items() if int(a.rsplit(".", 1)[1]) < V3_PRINTER}

@@ -296,6 +296,14 @@ def _discover_ranges(texts: list[str]) -> list[Any]:
     return ranges
 
 
+class _ClearLine(logging.Filter):
+    """On a terminal, a log line first wipes the progress bar it would otherwise run into."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        sys.stderr.write("\r\033[K")
+        return True
+
+
 def _progress_bar(done: int, total: int, found: int) -> None:
     width = 30
     filled = width * done // max(total, 1)
@@ -315,9 +323,12 @@ def cmd_discover(args: argparse.Namespace) -> int:
     if args.range and not ranges:
         raise MeterboxError("no --range could be read; write them as 192.0.2.0/24 or 192.0.2.10-192.0.2.50")
     tty = sys.stderr.isatty()
+    if tty:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_ClearLine())
     result = asyncio.run(_sweep(args, cfg, ranges, _progress_bar if tty else None))
     if tty:
-        sys.stderr.write("\r" + " " * 70 + "\r")
+        sys.stderr.write("\r\033[K")
     rows = [found.row() for found in result.printers]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -215,8 +216,10 @@ class _Sweep:
         self.prober.close()
 
     def problem(self, message: str) -> None:
+        """Something a person must fix: a warning the first time, later sweeps only at DEBUG."""
         self.result.problems.append(message)
-        log.warning("%s", message)
+        log.log(logging.DEBUG if message in _said else logging.WARNING, "%s", message)
+        _said.add(message)
 
     # ---- one address
     async def _examine(self, host: str, port: int, via: str) -> None:
@@ -235,7 +238,7 @@ class _Sweep:
         finally:
             self.done += 1
             if self.d.progress:
-                self.d.progress(self.done, len(self.planned), len(self.found))
+                self.d.progress(self.done, len(self.planned), len({f.serial or f.host for f in self.found}))
 
     async def _probe(self, host: str, port: int) -> Credential | None:
         """The first credential, in configured order, that the device answers."""
@@ -251,9 +254,8 @@ class _Sweep:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         if refused:     # only worth saying when nothing else worked
-            self.problem(f"device at {address_text(host, port)} answers SNMPv3 but refused "
-                         f"{', '.join(refused)}: check the user name, auth_key and priv_key and their "
-                         "protocols under [[credentials]]")
+            self.problem(f"device at {address_text(host, port)} answers SNMPv3 but not {'; nor '.join(refused)}: "
+                         "check the user name, auth_key and priv_key and their protocols under [[credentials]]")
         return None
 
     async def _chain(self, host: str, port: int, chain: Sequence[Credential],
@@ -269,10 +271,11 @@ class _Sweep:
             try:
                 await self.d.client.get(target, PROBE_OIDS)
                 return credential
-            except SnmpAuthError:
-                refused.append(credential.describe())
+            except SnmpAuthError as err:
+                reason = re.search(r"rejected \(([^)]*)\)", str(err))
+                refused.append(f"{credential.describe()}: refused" + (f" ({reason[1]})" if reason else ""))
             except PrinterUnreachable:
-                refused.append(f"{credential.describe()} (no answer)")
+                refused.append(f"{credential.describe()}: no answer (a wrong priv_key or priv_protocol looks like this)")
             except SnmpError as err:
                 log.debug("device at %s: %s", address_text(host, port), err)
                 return None
