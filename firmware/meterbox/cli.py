@@ -82,6 +82,8 @@ def parser() -> argparse.ArgumentParser:
                        ("resume", "allow communication with the vendor again")):
         s = sub.add_parser(name, help=text)
         s.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p_profiles = sub.add_parser("profiles", help="list the vendor profiles: what each matches and reads")
+    p_profiles.add_argument("--json", action="store_true", help="print the profiles as JSON")
     return p
 
 
@@ -371,6 +373,30 @@ def _discover_table(rows: list[dict[str, Any]], result: Any) -> None:
           f"({result.seconds:.1f} s); {len(result.others)} other SNMP devices ignored")
 
 
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """List the vendor profiles: which printers each claims, what it reads, which recordings test it."""
+    from meterbox.profiles import loader
+
+    rows = [{"name": p.name, "manufacturer": p.manufacturer, "match": list(p.match),
+             "match_descr": list(p.match_descr), "match_probe": list(p.match_probe or ()),
+             "covers": p.covers, "recordings": list(p.recordings)} for p in loader.vendor_profiles()]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['name']:<16} {r['manufacturer']:<16} sysObjectID {', '.join(r['match'])}")
+        if r["match_descr"] or r["match_probe"]:
+            also = [f"sysDescr {d}" for d in r["match_descr"]]
+            also += [f"{r['match_probe'][0]} contains {r['match_probe'][1]!r}"] if r["match_probe"] else []
+            print(f"  also matches: {'; '.join(also)}")
+        print(f"  covers:       {r['covers']}")
+        print(f"  recordings:   {', '.join(r['recordings']) or '(none)'}")
+    print(f"{len(rows)} vendor profiles, each layered over the standard profile "
+          "(Printer-MIB, Host Resources MIB, PWG Imaging System Counter MIB)")
+    return 0
+
+
 COMMANDS = {"poll": cmd_poll, "run": cmd_run, "sent": cmd_sent, "status": cmd_status,
             "check-config": cmd_check_config, "pause": cmd_pause, "resume": cmd_resume,
             "discover": cmd_discover}
+COMMANDS["profiles"] = cmd_profiles
