@@ -455,6 +455,26 @@ def test_xerox_copier_found_by_its_hrdevice_description(tmp_path: Path) -> None:
     assert source["oid"] == "1.3.6.1.4.1.253.8.53.13.2.1.6.5.20.3"
 
 
+def test_another_printer_at_the_same_address_is_read_with_its_own_profile(tmp_path: Path) -> None:
+    """DHCP gave the address to another printer: the next poll notices its sysObjectID and starts over."""
+    name = "sharp"
+    with Simulator.with_recordings([name], tmp_path / "printers") as sim:
+        async def two_polls() -> tuple[Any, Any]:
+            client = SnmpClient()
+            target = Target(sim.host, sim.port, Credential(version="2c", community=Secret(name)), timeout=3)
+            hint = Hint()
+            try:
+                first = await read_printer(client, target, hint)
+                sim.replace_recording(name, PRINTERS / "kyocera_cs-4053ci.snmprec")
+                return first, await read_printer(client, target, hint)
+            finally:
+                client.close()
+        first, second = asyncio.run(two_polls())
+    assert (first.device.profile, first.device.serial) == ("sharp", "6509415X00")
+    assert (second.device.profile, second.device.serial) == ("kyocera", "RH28Y00024")
+    assert {m.name: m.value for m in second.reading.meters}["impressions.total"] == 76064
+
+
 # -- explain -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ALL)
@@ -477,7 +497,7 @@ def test_explain_text_names_oid_raw_and_rule(printers: Simulator) -> None:
     block = out.split("impressions.black", 1)[1].split("\n")[1]
     assert "1.3.6.1.4.1.1347.42.3.1.2.1.1.1.1 + " in block and "[14730, 19124, 2493]" in block
     assert "[kyocera: sum of prints.black + copies.black + vendor.kyocera.fax-black]" in block
-    assert "from 1.3.6.1.4.1.1347.43.10.1.1.12.1.1 = 76064  [kyocera: int" in out
+    assert "from 1.3.6.1.4.1.1347.43.10.1.1.12.1.1 = 76064  [kyocera: scalar (int)]" in out
 
 
 # -- SNMP requests per poll --------------------------------------------------------------------

@@ -264,6 +264,23 @@ def test_profiles_md_is_up_to_date() -> None:
         "firmware/PROFILES.md is out of date: run .venv/bin/python -m tests.coverage_table --write")
 
 
+CONTRACT = Path(__file__).parent.parent / "cloud" / "contract" / "reading.v1.schema.json"
+
+
+@pytest.mark.skipif(not CONTRACT.exists(), reason="no wire contract schema in this checkout")
+def test_every_reading_keeps_the_wire_contract() -> None:
+    """Meter and supply names from every profile, on every recording, are ones the receiver accepts."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(CONTRACT.read_text())
+    for name in coverage_table.recordings():
+        records = coverage_table.read_snmprec(PRINTERS / f"{name}.snmprec")
+        profile = coverage_table.select_profile(records)
+        snap = coverage_table.Snapshot.from_records(records, coverage_table.walk_roots(profile, True))
+        _, reading, _ = coverage_table.interpret(snap, profile, 1_800_000_000.0)
+        reading.serial = reading.serial or "NO-SERIAL"
+        jsonschema.validate(reading.payload("MB-00AA11"), schema)
+
+
 def test_coverage_table_shows_vendor_meters_where_the_profiles_read_them() -> None:
     kyocera = coverage_table.coverage("kyocera_cs-4053ci")
     assert (kyocera.profile, kyocera.serial, kyocera.total, kyocera.black, kyocera.color) == (

@@ -338,7 +338,7 @@ def _scalar_meters(snap: Snapshot, owner: str, rule: MeterRule, add: Add) -> Non
                     Source(name, rule.oid, raw, f"{owner}: {rule.decode} word {code}"))
     elif isinstance(decoded, int) and rule.name:
         add(rule.name, decoded, _unit(rule.name, rule.unit),
-            Source(rule.name, rule.oid, raw, f"{owner}: {rule.decode} {rule.oid}"))
+            Source(rule.name, rule.oid, raw, f"{owner}: scalar ({rule.decode})"))
 
 
 def _add_sum(name: str, parts: list[tuple[str, Value]], unit: str, rule: str, add: Add) -> None:
