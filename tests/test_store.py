@@ -182,3 +182,8 @@ def test_an_older_store_gains_the_clock_columns(tmp_path: Path) -> None:
     store = Store(path)
     [m] = store.pending(5)
     assert m.wire() == '{"clock":"ntp"}'  # rows from before keep their payload as stored
+
+
+def test_a_new_printer_polled_twice_in_one_commit_is_announced_once(store: Store) -> None:
+    store.add_readings(BOX, [(device(), reading(total=1)), (device(), reading(total=2))])
+    assert [m.kind for m in store.messages()] == ["device", "reading", "reading"]

@@ -243,11 +243,14 @@ class Daemon:
 
     def _settle_clock(self, force: bool = False) -> None:
         """Correct held readings once the clock has synced; release those that never can be."""
-        if not (self._held or force) or (not force and time.monotonic() - self._settled < 1.0):
+        if not (self._held or force):
             return
-        self._settled = time.monotonic()
         clock = self.timekeeper
         synced = clock.synced()
+        # At once when the clock has synced (before anything newer is sent); else once a second.
+        if not (force or synced) and time.monotonic() - self._settled < 1.0:
+            return
+        self._settled = time.monotonic()
         corrected, released = self.store.settle_clock(boot=clock.boot(), synced=synced, now=clock.now(),
                                                       mono=clock.monotonic(), hold=CLOCK_HOLD)
         if corrected:

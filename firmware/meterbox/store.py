@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -166,18 +167,22 @@ class Store:
         SENT are message ids the broker has acknowledged meanwhile: they ride in the same commit.
         """
         statements: list[tuple[str, tuple[Any, ...]]] = []
+        seen: dict[str, tuple[Any, ...]] = {}  # identities written earlier in this batch
         for device, reading in batch:
-            statements += self._reading_statements(box_id, device, reading, report)
+            statements += self._reading_statements(box_id, device, reading, report, seen)
         statements += self._sent_statements(sent, time.time())
         if statements:
             self._tx(statements)
 
-    def _reading_statements(self, box_id: str, device: Device, reading: Reading,
-                            report: bool) -> list[tuple[str, tuple[Any, ...]]]:
+    def _reading_statements(self, box_id: str, device: Device, reading: Reading, report: bool,
+                            seen: dict[str, tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
         now = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
-        row = self.db.execute("SELECT manufacturer, model, sys_object_id, profile FROM devices WHERE serial=?",
-                              (device.serial,)).fetchone()
+        # A new printer polled twice within one group commit is still announced once.
+        row = seen.get(device.serial) or self.db.execute(
+            "SELECT manufacturer, model, sys_object_id, profile FROM devices WHERE serial=?",
+            (device.serial,)).fetchone()
+        seen[device.serial] = (device.manufacturer, device.model, device.sys_object_id, device.profile)
         known = row is not None
         if row != (device.manufacturer, device.model, device.sys_object_id, device.profile):
             # Only a changed identity is written: every page rewritten wears the SD card.
@@ -377,17 +382,26 @@ def store_error(path: Path | str, err: sqlite3.Error, doing: str) -> StoreError:
     if name in CORRUPT or "malformed" in str(err) or "not a database" in str(err):
         return StoreCorrupt(f"store {path} is damaged ({err}); the daemon moves it aside and starts a new "
                             "one; see `meterbox doctor` for how to recover its unsent readings")
+    kept = "; readings are kept in memory until " if doing != "open" else ""
     if name == "SQLITE_FULL":
-        return StoreError(f"store {path}: the disk is full; readings are kept in memory until space is "
-                          "freed (`df -h`, then `meterbox doctor`)")
-    if name in ("SQLITE_READONLY", "SQLITE_READONLY_DIRECTORY") or "readonly" in str(err):
-        return StoreError(f"store {path}: the file system is read-only; readings are kept in memory until "
-                          "it is writable again (check the SD card; `meterbox doctor`)")
+        return StoreError(f"store {path}: the disk is full{kept + 'space is freed' if kept else ''} "
+                          "(free space: `df -h`, then `meterbox doctor`)")
+    if name in ("SQLITE_READONLY", "SQLITE_READONLY_DIRECTORY") or "readonly" in str(err) or _read_only(path):
+        return StoreError(f"store {path}: the file system is read-only{kept + 'it is writable again' if kept else ''}"
+                          " (a worn SD card turns read-only: check it with `meterbox doctor`)")
     if name == "SQLITE_CANTOPEN":
         return StoreError(f"store {path}: cannot open it ({err}); check that the state directory exists "
                           "and is writable (`meterbox doctor`)")
     return StoreError(f"store {path}: cannot {doing} ({err}); nothing was changed; "
                       "check free space (`df -h`) and run `meterbox doctor`")
+
+
+def _read_only(path: Path | str) -> bool:
+    """True when the store's directory is on a file system mounted read-only."""
+    try:
+        return bool(os.statvfs(Path(path).parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 class StoreCorrupt(StoreError):
@@ -420,5 +434,6 @@ def open_store(path: Path) -> Store:
                   "readings it still holds: meterbox doctor --recover %s", path, aside, aside)
         return open_store(path)
     except StoreError as err:
-        log.error("%s; until then readings are kept in memory only (lost on a power cut)", err)
+        log.error("%s; readings are kept in memory only (lost on a power cut) until this is fixed "
+                  "and the service restarted", err)
         return Store(Path(":memory:"))

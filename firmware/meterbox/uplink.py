@@ -77,24 +77,31 @@ def ways(cfg: UplinkConfig) -> list[Way]:
     return {"mqtt": [mqtt_way], "websockets": [ws_way]}.get(cfg.transport, [mqtt_way, ws_way])
 
 
+def _proxy_error(err: BaseException) -> BaseException:
+    """PySocks wraps the proxy's answer (e.g. an HTTPError "407: ...") in a GeneralProxyError."""
+    inner = getattr(err, "socket_err", None)
+    return inner if isinstance(err, socks.GeneralProxyError) and isinstance(inner, socks.ProxyError) else err
+
+
 def path_failure(err: BaseException) -> bool:
     """True when this way could not be reached at all, so another way may work."""
+    err = _proxy_error(err)
     if isinstance(err, (ssl.SSLError, FileNotFoundError)):
         return False
-    if isinstance(err, socks.HTTPError) and str(err).startswith("407"):
+    if isinstance(err, socks.HTTPError) and str(err).startswith(("401", "407")):
         return False  # the proxy wants other credentials: the same on every way
     return isinstance(err, (OSError, mqtt.WebsocketConnectionError))
 
 
 def explain_proxy(err: BaseException, way: Way, host: str) -> UplinkError | None:
     """One sentence for each way a proxy fails; None if ERR is not about the proxy."""
-    proxy = way.proxy
+    proxy, err = way.proxy, _proxy_error(err)
     if proxy is None or not isinstance(err, socks.ProxyError):
         return None
     at = f"proxy {proxy.host}:{proxy.port}"
     text = str(err).split("\n")[0]
-    if text.startswith("407"):
-        return UplinkError(f"{at} refused the box's proxy user name or password (407); "
+    if text.startswith(("401", "407")):
+        return UplinkError(f"{at} refused the box's proxy user name or password ({text[:3]}); "
                            "check the user:password in uplink.proxy")
     if isinstance(err, socks.HTTPError):
         return UplinkError(f"{at} would not open a tunnel to {host}:{way.port} ({text}); ask the office IT "
@@ -166,8 +173,11 @@ class Uplink:
 
     # --- lifecycle ---------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
+        # reconnect_on_failure=False: paho would reconnect with the same TLS context (the old
+        # certificate) and the same way; _run() reconnects with fresh ones instead.
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.box_id, protocol=mqtt.MQTTv5,
-                             transport="websockets" if self.way.transport == "websockets" else "tcp")
+                             transport="websockets" if self.way.transport == "websockets" else "tcp",
+                             reconnect_on_failure=False)
         if self.way.transport == "websockets":
             client.ws_set_options(path=self.cfg.websockets_path)
         if proxy := self.way.proxy:

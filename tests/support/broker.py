@@ -158,6 +158,9 @@ class Broker:
             "allow_anonymous false",
             f"acl_file {self.acl_path}",
             "persistence true",
+            # A vendor's ingest may be offline while a box drains a week's backlog: keep it
+            # queued (Mosquitto's default of 1000 would drop the rest).
+            "max_queued_messages 1000000",
             f"persistence_location {persistence}/",
             "log_dest stderr",
             "log_type all",
