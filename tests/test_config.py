@@ -402,3 +402,12 @@ def test_same_printer_twice_and_conflicting_ports(tmp_path: Path) -> None:
         'line 6  printers[2].host = "192.0.2.10:161": same printer as printers[1]; remove one of them',
         "line 9  printers[3].port = 161: differs from the port in host (1161); keep only one",
     ]
+
+
+def test_enroll_defaults_to_every_printer_and_a_list_picks(tmp_path: Path) -> None:
+    base = '[box]\nid = "MB-7F3A9C"\n'
+    assert load(write(tmp_path, base)).enroll.allows("ANY123")
+    picked = load(write(tmp_path, base + '[enroll]\nserials = ["VNCRC48198"]\n')).enroll
+    assert picked.allows("VNCRC48198") and not picked.allows("X3B8022793")
+    err = problems(tmp_path, base + "[enroll]\nserials = [42]\n")
+    assert "enroll.serials" in str(err) and "serial number in quotes" in str(err)

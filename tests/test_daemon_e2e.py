@@ -145,3 +145,17 @@ def test_broker_outage_loses_nothing_and_sends_each_id_once(tmp_path: Path, pki:
     redelivered = len(ids) - len(set(ids))
     print(f"outage: {len(set(ids))} messages; {resent} sent again by the box, "
           f"{redelivered} redeliveries in all, dropped by id at the receiver")
+
+
+def test_only_enrolled_printers_are_reported(tmp_path: Path, box: BoxConfig, subscriber: Subscriber) -> None:
+    """[enroll] serials: the other printers are polled and shown locally, and nothing about them leaves."""
+    box.extra = '\n[enroll]\nserials = ["VNCRC48198"]\n'
+    with Daemon(box.write(tmp_path / "meterbox.toml"), tmp_path) as daemon:
+        subscriber.wait_for(lambda ms: len(readings_by_serial(subscriber).get("VNCRC48198", [])) >= 3, timeout=30)
+        status = daemon.status()
+    mine = [m for m in subscriber.messages if m.box == BOX_ID]
+    assert {m.json["serial"] for m in mine} == {"VNCRC48198"}
+    assert not any(s in m.payload.decode() for m in mine for s in ("AA2M021115700", "X3B8022793"))
+    states = {p["serial"]: p["last_error"] for p in status["printers"]}
+    assert states["VNCRC48198"] is None
+    assert "not enrolled" in states["AA2M021115700"] and "not enrolled" in states["X3B8022793"]

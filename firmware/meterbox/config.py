@@ -142,6 +142,17 @@ class DiscoveryConfig:
 
 
 @dataclass(frozen=True)
+class EnrollConfig:
+    """Which printers the office lets the box report: the rest are shown locally, and nothing leaves."""
+
+    auto: bool = True                 # every printer found, new ones included
+    serials: tuple[str, ...] = ()     # with auto = false: only these
+
+    def allows(self, serial: str) -> bool:
+        return self.auto or serial in self.serials
+
+
+@dataclass(frozen=True)
 class Config:
     box_id: str
     state_dir: Path
@@ -151,6 +162,7 @@ class Config:
     uplink: UplinkConfig = field(default_factory=UplinkConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    enroll: EnrollConfig = field(default_factory=EnrollConfig)
     log_level: str = "info"
     path: Path | None = None     # the file it came from, for error messages
 
@@ -162,7 +174,7 @@ V3_ONLY_KEYS = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key"
 CREDENTIAL_KEYS = ("version", "community", *V3_ONLY_KEYS)
 ARRAY_TABLES = frozenset({"printers", "credentials"})
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("box", "poll", "printers", "credentials", "uplink", "store", "discovery"),
+    "": ("box", "poll", "printers", "credentials", "uplink", "store", "discovery", "enroll"),
     "box": ("id", "state_dir", "log_level"),
     "poll": ("interval", "timeout", "retries", "concurrency"),
     "printers": ("host", "port", *CREDENTIAL_KEYS),
@@ -170,6 +182,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "uplink": ("host", "port", "ca_file", "cert_file", "key_file", "keepalive", "in_flight", "server_name",
                "transport", "websockets_port", "websockets_path", "proxy"),
     "store": ("max_size",),
+    "enroll": ("auto", "serials"),
     "discovery": ("enabled", "interval", "max_prefix", "ranges", "hosts", "rate", "concurrency", "mdns"),
 }
 VERSIONS = ("1", "2c", "3")
@@ -690,6 +703,20 @@ def _discovery(table: _Table) -> DiscoveryConfig:
     )
 
 
+def _enroll(table: _Table) -> EnrollConfig:
+    """auto = true, or the serial numbers the key user picked."""
+    serials = tuple(_each(table, "serials", _serial))
+    auto = table.get("auto", _bool, not serials)
+    return EnrollConfig(auto=auto, serials=serials)
+
+
+def _serial(value: Any) -> str:
+    """A printer serial number as on its label."""
+    if not isinstance(value, str) or not value.strip():
+        raise _Invalid('expected a serial number in quotes, such as "VNCRC48198"')
+    return value.strip()
+
+
 def _host_with_port(value: Any) -> tuple[str, int]:
     """A host to probe, on port 161 unless written with its port."""
     host, port = parse_host(value)
@@ -790,6 +817,7 @@ def _config(doc: dict[str, Any], reader: _Reader, path: Path) -> Config:
         uplink=_uplink(_section(top, "uplink"), present="uplink" in doc),
         store=StoreConfig(_section(top, "store").get("max_size", parse_size, StoreConfig().max_bytes)),
         discovery=_discovery(_section(top, "discovery")),
+        enroll=_enroll(_section(top, "enroll")),
         path=path,
     )
 

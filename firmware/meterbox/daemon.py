@@ -38,6 +38,9 @@ CLOCK_HOLD = 3600.0  # readings wait this long for a clock sync before they are 
 MEMORY_LIMIT = 10_000  # readings kept in memory while the store cannot be written
 
 
+NOT_ENROLLED = "not enrolled: shown here only, nothing about it is sent (see [enroll] in the config)"
+
+
 class Poller:
     """Polls one configured address; logs changes of health, not every failure."""
 
@@ -89,6 +92,10 @@ class Poller:
         reading.meters, _ = d.validator.check(device.serial, reading.meters)
         d.note_meter_events()
         d.stamp(reading, synced)
+        if not d.cfg.enroll.allows(device.serial):
+            # The office did not enroll it: shown locally, and nothing about it leaves the box.
+            d.store.printer_polled(self.target.address, device.serial, NOT_ENROLLED)
+            return
         d.to_store.append((device, reading))
         d.store.printer_polled(self.target.address, device.serial, None)
 

@@ -281,9 +281,10 @@ class Store:
                    " last_ok=excluded.last_ok, last_error=NULL")
             self._tx([(sql, (address, serial, now, now))])
         else:
-            sql = ("INSERT INTO printers(address, last_poll, last_error) VALUES(?,?,?)"
-                   " ON CONFLICT(address) DO UPDATE SET last_poll=excluded.last_poll, last_error=excluded.last_error")
-            self._tx([(sql, (address, now, error))])
+            sql = ("INSERT INTO printers(address, serial, last_poll, last_error) VALUES(?,?,?,?)"
+                   " ON CONFLICT(address) DO UPDATE SET serial=coalesce(excluded.serial, printers.serial),"
+                   " last_poll=excluded.last_poll, last_error=excluded.last_error")
+            self._tx([(sql, (address, serial, now, error))])
 
     def forget_address(self, address: str) -> None:
         """The printer at ADDRESS moved (discovery): `meterbox status` shows it only where it is now."""
