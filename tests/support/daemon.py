@@ -58,6 +58,9 @@ class BoxConfig:
             lines += ["[uplink]", f'host = "{self.broker.host}"', f"port = {self.port or self.broker.port}",
                       f'ca_file = "{self.broker.ca_file}"', f'cert_file = "{cert}"', f'key_file = "{key}"',
                       'keepalive = "5s"', self.uplink_extra, ""]
+        if "[discovery]" not in self.extra:
+            # Tests talk only to loopback and their own namespaces: never sweep the machine's LAN.
+            lines += ["[discovery]", "enabled = false", ""]
         path.write_text("\n".join(lines) + self.extra)
         return path
 
