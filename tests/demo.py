@@ -30,10 +30,12 @@ from support.pki import Pki  # noqa: E402
 from support.process import free_udp_port  # noqa: E402
 from support.snmpsim import Simulator  # noqa: E402
 
-# real recordings (tests/printers), one simulated printer per loopback address
-PRINTERS = ["jetdirect_m130nw", "konica_c250i", "epson", "fujifilmprinter_c7580",
-            "samsungprinter_m4080fx", "canonprinter_lbp"]
+# recordings (tests/printers), one simulated printer per loopback address: six real
+# printers and two built from vendor MIB documentation (Xerox and Ricoh billing counters)
+PRINTERS = ["jetdirect_m130nw", "konica_c250i", "kyocera_cs-4053ci", "sharp", "brother_hl5370dw",
+            "epson", "xerox_altalink_synthetic", "ricoh_mpc_synthetic"]
 LIFE_COUNT = "1.3.6.1.2.1.43.10.2.1.4.1.1"
+FIRST = {"impressions.total": 0, "marker.life": 1, "impressions.black": 2, "impressions.color": 3}
 
 
 def show_box_log(daemon: Daemon, stop: threading.Event) -> None:
@@ -73,7 +75,8 @@ def main() -> int:
             names[body["serial"]] = f"{body['manufacturer'] or ''} {body['model'] or ''}".strip()
             print(f"vendor | new printer {body['serial']}: {names[body['serial']]}", flush=True)
             return
-        meters = ", ".join(f"{m['name']} {m['value']:,}" for m in body["meters"][:3]) or "no meters"
+        shown = sorted(body["meters"], key=lambda m: (m["name"] not in FIRST, FIRST.get(m["name"], 0)))[:3]
+        meters = ", ".join(f"{m['name']} {m['value']:,}" for m in shown) or "no meters"
         supplies = ", ".join(f"{s['name']} {s['level'] if s['level'] is not None else '-'}%"
                              for s in body["supplies"][:4])
         print(f"vendor | {body['read_at']} {body['serial']:<15} {names.get(body['serial'], ''):<28} "
