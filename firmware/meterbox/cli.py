@@ -76,6 +76,11 @@ def parser() -> argparse.ArgumentParser:
 
     _discover_args(sub.add_parser("discover", help="find the printers on the network now and list them"))
 
+    doc = sub.add_parser("doctor", help="check the store, certificates, clock and broker; say what to do")
+    doc.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    doc.add_argument("--recover", type=Path, metavar="FILE",
+                     help="put the unsent readings of a damaged store (moved aside) back into the outbox")
+
     chk = sub.add_parser("check-config", help="validate a config file and exit")
     chk.add_argument("config", type=Path)
     for name, text in (("pause", "stop all communication with the vendor (kept across reboots)"),
@@ -234,6 +239,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     print(f"{args.config}: ok ({len(cfg.printers)} printers, uplink {cfg.uplink.host or 'not set'})")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from meterbox import doctor
+
+    cfg = _config(args.config)
+    if args.recover:
+        recovered, known, lost = doctor.recover(cfg, args.recover)
+        print(f"{recovered} unsent messages recovered from {args.recover} into the outbox "
+              f"({known} were already there; {lost} unreadable rows skipped); the service sends them")
+        return 0
+    findings = doctor.run(cfg)
+    for finding in findings:
+        print(finding)
+    bad = [f for f in findings if f.level == doctor.FAIL]
+    print(f"{len(bad)} problem{'' if len(bad) == 1 else 's'} found" if bad else "all checks passed")
+    return 1 if bad else 0
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
@@ -397,6 +419,6 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"poll": cmd_poll, "run": cmd_run, "sent": cmd_sent, "status": cmd_status,
-            "check-config": cmd_check_config, "pause": cmd_pause, "resume": cmd_resume,
+            "check-config": cmd_check_config, "doctor": cmd_doctor, "pause": cmd_pause, "resume": cmd_resume,
             "discover": cmd_discover}
 COMMANDS["profiles"] = cmd_profiles

@@ -310,12 +310,13 @@ class Uplink:
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int,
                     reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
         """PUBACK for QoS 1: the broker holds the reading, so only now may its row go."""
-        with self._lock:
+        with self._lock:  # in_flight to acked in one step: flying() never misses a message between them
             msg_id = self.in_flight.pop(mid, None)
             if msg_id is None and not reason_code.is_failure:
                 self._early.add(mid)
+            elif msg_id is not None and not reason_code.is_failure:
+                self.acked.append(msg_id)
         if msg_id is not None and not reason_code.is_failure:
-            self.acked.append(msg_id)
             self.on_ack()
         elif msg_id is not None:
             log.warning("uplink: broker refused message %s: %s", msg_id, reason_code)
@@ -329,8 +330,9 @@ class Uplink:
             return max(self.cfg.in_flight - len(self.in_flight), 0)
 
     def flying(self) -> set[str]:
+        """Ids handed to paho and not yet taken by take_acked(): not to be offered again."""
         with self._lock:
-            return set(self.in_flight.values())
+            return set(self.in_flight.values()) | set(self.acked)
 
     def publish(self, message: Message) -> bool:
         """Hand one outbox row to paho; False if not connected.
@@ -351,9 +353,9 @@ class Uplink:
         return True
 
     def take_acked(self) -> list[str]:
-        out = []
-        while self.acked:
-            out.append(self.acked.popleft())
+        with self._lock:
+            out = list(self.acked)
+            self.acked.clear()
         return out
 
     def wait_connected(self, timeout: float) -> bool:
