@@ -75,7 +75,7 @@ def fill(path: Path, count: int, per_commit: int) -> tuple[float, float]:
 def backlog(path: Path) -> int:
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
-        return int(db.execute("SELECT count(*) FROM messages WHERE sent_at IS NULL").fetchone()[0])
+        return int(db.execute("SELECT (SELECT count(*) FROM messages) - (SELECT count(*) FROM sent)").fetchone()[0])
     finally:
         db.close()
 

@@ -45,7 +45,8 @@ def stored(state_dir: Path) -> list[tuple[int, str, str, str, float | None]]:
     """(seq, id, kind, serial, sent_at) of every row, read without the daemon's help."""
     db = sqlite3.connect(f"file:{state_dir / 'meterbox.db'}?mode=ro", uri=True, timeout=10)
     try:
-        return list(db.execute("SELECT seq, id, kind, serial, sent_at FROM messages ORDER BY seq"))
+        return list(db.execute("SELECT seq, id, kind, serial, (SELECT at FROM sent s WHERE s.seq=m.seq)"
+                               " FROM messages m ORDER BY seq"))
     finally:
         db.close()
 

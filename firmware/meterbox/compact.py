@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meterbox.reading import utc_iso
-from meterbox.store import Store
+from meterbox.store import UNSENT, Store, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -88,22 +88,24 @@ def _delete(store: Store, goal: int, rows: list[tuple[int, float]], stage: str, 
     """Delete (seq, time) rows oldest first, a chunk per transaction, until the goal is met."""
     for i in range(0, len(rows), CHUNK):
         chunk = rows[i:i + CHUNK]
-        store._tx([("DELETE FROM messages WHERE seq=?", (seq,)) for seq, _ in chunk])
+        store._tx([(sql, (seq,)) for seq, _ in chunk
+                   for sql in ("DELETE FROM messages WHERE seq=?", "DELETE FROM sent WHERE seq=?")])
         result.note(stage, len(chunk), chunk[0][1])
         if store.size() <= goal:
             return
 
 
 def _sent(store: Store, goal: int, keep: set[str], result: Compaction) -> None:
-    rows = _rows(store, "SELECT seq, created FROM messages WHERE sent_at IS NOT NULL ORDER BY seq")
+    rows = _rows(store, "SELECT seq, created FROM messages WHERE seq IN (SELECT seq FROM sent)"
+                        " AND seq NOT IN (SELECT seq FROM latest) ORDER BY seq")  # validation starts from latest
     _delete(store, goal, [(s, t) for s, t in rows], "sent messages (transparency log)", result)
 
 
 def _unsent_readings(store: Store, keep: set[str]) -> list[tuple[int, str, str, float, dict[str, Any]]]:
     """(seq, id, serial, read_at, body) of unsent readings not in flight, oldest first."""
     rows = _rows(store, "SELECT seq, id, serial, coalesce(read_at, created), payload FROM messages"
-                        " WHERE kind='reading' AND sent_at IS NULL ORDER BY seq")
-    return [(seq, i, serial, t, json.loads(p)) for seq, i, serial, t, p in rows if i not in keep]
+                        f" WHERE kind='reading' AND {UNSENT} ORDER BY seq")
+    return [(seq, i, serial, t, json.loads(decode(p))) for seq, i, serial, t, p in rows if i not in keep]
 
 
 def _latest(store: Store) -> set[int]:
@@ -113,15 +115,14 @@ def _latest(store: Store) -> set[int]:
     for seq, serial, payload in store.db.execute(
             "SELECT seq, serial, payload FROM messages WHERE kind='reading' ORDER BY seq"):
         newest[serial] = seq
-        for meter in json.loads(payload).get("meters", []):
+        for meter in json.loads(decode(payload)).get("meters", []):
             latest[(serial, meter["name"])] = seq
     return set(latest.values()) | set(newest.values())
 
 
 def _supplies(store: Store, goal: int, keep: set[str], result: Compaction) -> None:
     """Strip supplies from intermediate readings; remove those then holding nothing."""
-    newest = {serial: seq for seq, serial in _rows(
-        store, "SELECT max(seq), serial FROM messages WHERE kind='reading' GROUP BY serial")}
+    newest = {serial: seq for serial, seq in _rows(store, "SELECT serial, seq FROM latest")}
     candidates = [r for r in _unsent_readings(store, keep)
                   if r[0] != newest.get(r[2]) and r[4].get("supplies")]
     for i in range(0, len(candidates), CHUNK):
@@ -134,7 +135,7 @@ def _supplies(store: Store, goal: int, keep: set[str], result: Compaction) -> No
             else:
                 body["supplies"] = []
                 text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-                statements.append(("UPDATE messages SET payload=? WHERE seq=?", (text, seq)))
+                statements.append(("UPDATE messages SET payload=? WHERE seq=?", (encode(text), seq)))
                 stripped += 1
         store._tx(statements)
         oldest = candidates[i][3]

@@ -73,8 +73,8 @@ def check_store(cfg: Config) -> Iterator[Finding]:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
             result = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
-            backlog = db.execute("SELECT count(*) FROM messages WHERE sent_at IS NULL").fetchone()[0]
-            held = db.execute("SELECT count(*) FROM messages WHERE sent_at IS NULL AND clock='held'").fetchone()[0]
+            backlog = db.execute(f"SELECT count(*) FROM messages WHERE {_unsent(db)}").fetchone()[0]
+            held = db.execute("SELECT count(*) FROM messages WHERE clock='held'").fetchone()[0]
             pages, free_pages, page = (db.execute(f"PRAGMA {p}").fetchone()[0]
                                        for p in ("page_count", "freelist_count", "page_size"))
         finally:
@@ -96,9 +96,22 @@ def check_store(cfg: Config) -> Iterator[Finding]:
                                      "user: `chown -R meterbox: " + str(cfg.state_dir) + "`")
 
 
+def _unsent(db: sqlite3.Connection) -> str:
+    """The outbox condition, in a store of this version or one from before the `sent` table."""
+    try:
+        db.execute("SELECT 1 FROM sent LIMIT 1")
+    except sqlite3.DatabaseError:
+        return "sent_at IS NULL"
+    from meterbox.store import UNSENT
+    return UNSENT
+
+
+FIELDS = ("id", "kind", "serial", "topic", "payload", "created", "read_at", "clock", "mono", "boot")
+
+
 def recover(cfg: Config, damaged: Path) -> tuple[int, int, int]:
     """Copy unsent messages a damaged store still yields into the live store; (recovered, known, lost rows)."""
-    from meterbox.store import COLUMNS, Message, Store
+    from meterbox.store import Store
 
     live = Store(cfg.state_dir / "meterbox.db")
     try:
@@ -108,22 +121,25 @@ def recover(cfg: Config, damaged: Path) -> tuple[int, int, int]:
         except sqlite3.DatabaseError:
             top = 10_000_000
         recovered = known = lost = 0
+        try:
+            unsent = _unsent(src)
+        except sqlite3.DatabaseError:
+            unsent = "sent_at IS NULL"
         for start in range(0, top + 1, 500):
-            rows = _read_range(src, COLUMNS, start, start + 500)
+            rows = _read_range(src, unsent, start, start + 500)
             if rows is None:  # a damaged part: row by row, to save what can be saved around it
                 rows = []
                 for seq in range(start, start + 500):
-                    one = _read_range(src, COLUMNS, seq, seq + 1)
+                    one = _read_range(src, unsent, seq, seq + 1)
                     if one is None:
                         lost += 1
                     rows += one or []
             for row in rows:
-                message = Message(*row)
-                if live.db.execute("SELECT 1 FROM messages WHERE id=?", (message.id,)).fetchone():
+                if live.db.execute("SELECT 1 FROM messages WHERE id=?", (row[0],)).fetchone():
                     known += 1
                     continue
-                live._tx([(f"INSERT INTO messages({COLUMNS.removeprefix('seq, ')}) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                           row[1:])])
+                live._tx([(f"INSERT INTO messages({', '.join(FIELDS)}) VALUES({', '.join('?' * len(FIELDS))})",
+                           row)])
                 recovered += 1
         src.close()
     finally:
@@ -131,10 +147,10 @@ def recover(cfg: Config, damaged: Path) -> tuple[int, int, int]:
     return recovered, known, lost  # lost: rows (seqs) that could not be read
 
 
-def _read_range(src: sqlite3.Connection, columns: str, low: int, high: int) -> list[tuple[object, ...]] | None:
+def _read_range(src: sqlite3.Connection, unsent: str, low: int, high: int) -> list[tuple[object, ...]] | None:
     """Unsent rows with low <= seq < high, or None if that part of the file is unreadable."""
     try:
-        return list(src.execute(f"SELECT {columns} FROM messages WHERE seq >= ? AND seq < ? AND sent_at IS NULL",
+        return list(src.execute(f"SELECT {', '.join(FIELDS)} FROM messages WHERE seq >= ? AND seq < ? AND {unsent}",
                                 (low, high)))
     except sqlite3.DatabaseError:
         return None

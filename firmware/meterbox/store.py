@@ -1,8 +1,10 @@
 """The local store: one SQLite database in WAL mode, written before anything else happens.
 
-Every message (reading, device announcement) is one row of `messages`. A row with
-`sent_at IS NULL` is in the outbox; once the broker's PUBACK arrives it gets its
-`sent_at` and becomes the transparency log (`meterbox sent`). Message ids are stored
+Every message (reading, device announcement) is one row of `messages`. A row without
+a row in `sent` is in the outbox; once the broker's PUBACK arrives, (seq, time) goes
+into `sent` and the message becomes the transparency log (`meterbox sent`). A small
+`sent` row, not an update of the message, because the SD card pays for every page
+rewritten. Message ids are stored
 with the row, so a retry after a crash or power cut sends the same id and the vendor
 drops the duplicate.
 
@@ -20,6 +22,7 @@ import logging
 import os
 import sqlite3
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -36,16 +39,23 @@ CREATE TABLE IF NOT EXISTS messages (
     kind      TEXT NOT NULL,            -- reading, device
     serial    TEXT NOT NULL,
     topic     TEXT NOT NULL,
-    payload   TEXT NOT NULL,
+    payload   BLOB NOT NULL,            -- the message JSON, zlib-compressed (older rows: plain text)
     created   REAL NOT NULL,
-    sent_at   REAL,
+    sent_at   REAL,                     -- stores before `sent` existed; moved there on open
     read_at   REAL,                     -- readings: wall-clock time, corrected after a clock sync
     clock     TEXT,                     -- ntp, corrected, unsynced, or held (waiting for sync; never sent)
     mono      REAL,                     -- CLOCK_BOOTTIME at the reading: local only, never sent
     boot      TEXT                      -- the boot mono counts in
 );
-CREATE INDEX IF NOT EXISTS outbox ON messages(seq) WHERE sent_at IS NULL;
-CREATE INDEX IF NOT EXISTS by_serial ON messages(serial, kind, seq);
+CREATE TABLE IF NOT EXISTS sent (       -- delivered (PUBACK): seq of the message, and when
+    seq INTEGER PRIMARY KEY,
+    at  REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS latest (     -- each printer's newest reading: a few small rows, cheap to rewrite
+    serial  TEXT PRIMARY KEY,
+    seq     INTEGER NOT NULL,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS devices (
     serial        TEXT PRIMARY KEY,
     manufacturer  TEXT,
@@ -67,7 +77,25 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
 # Added after the first schema; an older store gets them on open.
 NEW_COLUMNS = (("read_at", "REAL"), ("clock", "TEXT"), ("mono", "REAL"), ("boot", "TEXT"))
 HELD_INDEX = "CREATE INDEX IF NOT EXISTS held ON messages(seq) WHERE clock='held'"
-COLUMNS = "seq, id, kind, serial, topic, payload, created, sent_at, read_at, clock, mono, boot"
+COLUMNS = ("messages.seq, id, kind, serial, topic, payload, created,"
+           " (SELECT at FROM sent WHERE sent.seq=messages.seq), read_at, clock, mono, boot")
+UNSENT = "NOT EXISTS (SELECT 1 FROM sent WHERE sent.seq=messages.seq)"
+# A reading's JSON compresses to a third: fewer pages written per commit, and the SD card
+# pays for every page.
+ZLIB_LEVEL = 6
+
+
+def encode(text: str) -> bytes:
+    return zlib.compress(text.encode(), ZLIB_LEVEL)
+
+
+def decode(value: bytes | str) -> str:
+    """A stored payload as text; rows written before compression are text already."""
+    return zlib.decompress(value).decode() if isinstance(value, bytes) else value
+
+
+def _message(row: tuple[Any, ...]) -> Message:
+    return Message(*row[:5], decode(row[5]), *row[6:])
 CORRUPT = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 
@@ -106,6 +134,7 @@ class Store:
         """Open (or create) the store; CHECK runs SQLite's quick_check, as the daemon does at start."""
         self.path = path
         self._polled: dict[str, tuple[tuple[str | None, str | None], float]] = {}
+        self._low = 0  # no unsent message has a lower seq: the outbox scan starts here
         self.db = sqlite3.connect(":memory:")  # replaced below; lets close() work after a failed open
         try:
             if str(path) != ":memory:":
@@ -136,6 +165,15 @@ class Store:
             if name not in have:
                 self.db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
         self.db.execute(HELD_INDEX)
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='outbox'").fetchone():
+            self.db.execute("INSERT OR IGNORE INTO sent(seq, at) SELECT seq, sent_at FROM messages"
+                            " WHERE sent_at IS NOT NULL")
+            self.db.execute("DROP INDEX outbox")
+        # by_serial (serial, kind, seq) touched one index page per printer per commit; `latest` replaces it.
+        if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='by_serial'").fetchone():
+            self.db.execute("INSERT OR REPLACE INTO latest(serial, seq, created) SELECT serial, max(seq), max(created)"
+                            " FROM messages WHERE kind='reading' GROUP BY serial")
+            self.db.execute("DROP INDEX by_serial")
 
     def close(self) -> None:
         self.db.close()
@@ -201,6 +239,10 @@ class Store:
             statements.append((
                 "INSERT INTO messages(id, kind, serial, topic, payload, created, read_at, clock, mono, boot)"
                 " VALUES(?,?,?,?,?,?,?,?,?,?)", (*args, reading.read_at, reading.clock, reading.mono, reading.boot)))
+            statements.append((
+                "INSERT INTO latest(serial, seq, created) VALUES(?, last_insert_rowid(), ?)"
+                " ON CONFLICT(serial) DO UPDATE SET seq=excluded.seq, created=excluded.created",
+                (device.serial, now)))
         return statements
 
     @staticmethod
@@ -208,7 +250,7 @@ class Store:
                  msg_id: str, now: float) -> tuple[str, tuple[Any, ...]]:
         if kind == "device":
             body = {"v": 1, "id": msg_id, "box": box_id, **body}
-        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        payload = encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
         return ("INSERT INTO messages(id, kind, serial, topic, payload, created) VALUES(?,?,?,?,?,?)",
                 (msg_id, kind, serial, f"meterbox/v1/{box_id}/{leaf}", payload, now))
 
@@ -222,7 +264,8 @@ class Store:
 
     @staticmethod
     def _sent_statements(ids: Iterable[str], at: float) -> list[tuple[str, tuple[Any, ...]]]:
-        return [("UPDATE messages SET sent_at=? WHERE id=? AND sent_at IS NULL", (at, i)) for i in ids]
+        return [("INSERT OR IGNORE INTO sent(seq, at) SELECT seq, ? FROM messages WHERE id=?", (at, i))
+                for i in ids]
 
     def settle_clock(self, *, boot: str, synced: bool, now: float, mono: float,
                      hold: float) -> tuple[int, int]:
@@ -232,7 +275,7 @@ class Store:
         A reading held in another boot can never be corrected: it is released "unsynced".
         Not synchronised for longer than HOLD: released "unsynced" rather than never sent.
         """
-        held = "clock='held' AND sent_at IS NULL"
+        held = "clock='held'"  # a held reading is never offered, so never sent
         with_cursor = self.db.execute
         if with_cursor(f"SELECT 1 FROM messages WHERE {held} LIMIT 1").fetchone() is None:
             return 0, 0
@@ -261,7 +304,7 @@ class Store:
 
     def held(self) -> int:
         """Readings waiting for the clock to sync."""
-        return int(self.db.execute("SELECT count(*) FROM messages WHERE clock='held' AND sent_at IS NULL")
+        return int(self.db.execute("SELECT count(*) FROM messages WHERE clock='held'")
                    .fetchone()[0])
 
     def printer_polled(self, address: str, serial: str | None, error: str | None) -> None:
@@ -312,20 +355,29 @@ class Store:
         backlog itself, and the fresh rows among themselves, stay in order.
         """
         skip = set(exclude)
+        self._advance_low()
         if fresh_after is None:
-            return self._outbox("", (), limit, skip)
-        fresh = self._outbox("AND seq > ?", (fresh_after,), limit, skip)
-        backlog = self._outbox("AND seq <= ?", (fresh_after,), limit, skip)
+            return self._outbox(self._low, None, limit, skip)
+        fresh = self._outbox(max(self._low, fresh_after + 1), None, limit, skip)
+        backlog = self._outbox(self._low, fresh_after, limit, skip)
         take_fresh = min(len(fresh), max(1, int(limit * fresh_share))) if backlog else len(fresh)
         take_backlog = min(len(backlog), limit - take_fresh)
         take_fresh = min(len(fresh), limit - take_backlog)
         return backlog[:take_backlog] + fresh[:take_fresh]
 
-    def _outbox(self, where: str, args: tuple[Any, ...], limit: int, skip: set[str]) -> list[Message]:
+    def _outbox(self, low: int, high: int | None, limit: int, skip: set[str]) -> list[Message]:
+        """Unsent, sendable rows with low <= seq (<= high), oldest first; one range, so SQLite seeks to it."""
         rows = self.db.execute(
-            f"SELECT {COLUMNS} FROM messages WHERE sent_at IS NULL AND clock IS NOT 'held' {where}"
-            " ORDER BY seq LIMIT ?", (*args, limit + len(skip)))
-        return [m for m in (Message(*r) for r in rows) if m.id not in skip][:limit]
+            f"SELECT {COLUMNS} FROM messages WHERE messages.seq BETWEEN ? AND ? AND {UNSENT}"
+            " AND clock IS NOT 'held' ORDER BY messages.seq LIMIT ?",
+            (low, high if high is not None else 2**62, limit + len(skip)))
+        return [m for m in (_message(r) for r in rows) if m.id not in skip][:limit]
+
+    def _advance_low(self) -> None:
+        """Move the outbox's start past messages sent meanwhile (each row is passed once)."""
+        row = self.db.execute(f"SELECT seq FROM messages WHERE seq >= ? AND {UNSENT} ORDER BY seq LIMIT 1",
+                              (self._low,)).fetchone()
+        self._low = row[0] if row else self.last_seq() + 1
 
     def last_seq(self) -> int:
         return int(self.db.execute("SELECT coalesce(max(seq), 0) FROM messages").fetchone()[0])
@@ -338,40 +390,41 @@ class Store:
         return int((pages - free) * size)
 
     def last_upload(self) -> float | None:
-        row = self.db.execute("SELECT max(sent_at) FROM messages WHERE sent_at IS NOT NULL").fetchone()
+        row = self.db.execute("SELECT max(at) FROM sent").fetchone()
         return row[0] if row else None
 
     def backlog(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM messages WHERE sent_at IS NULL").fetchone()[0])
+        """Messages not yet delivered (every `sent` row has its message: compaction removes both)."""
+        return int(self.db.execute("SELECT (SELECT count(*) FROM messages) - (SELECT count(*) FROM sent)")
+                   .fetchone()[0])
 
     def sent(self, limit: int = 50, serial: str | None = None) -> list[Message]:
         """The transparency log, newest first."""
-        sql = "SELECT * FROM messages WHERE sent_at IS NOT NULL"
+        sql = f"SELECT {COLUMNS} FROM sent JOIN messages ON messages.seq=sent.seq"
         args: tuple[Any, ...] = ()
         if serial:
-            sql += " AND serial=?"
+            sql += " WHERE serial=?"
             args = (serial,)
-        rows = self.db.execute(sql.replace("*", COLUMNS, 1) + " ORDER BY sent_at DESC, seq DESC LIMIT ?",
-                               (*args, limit))
-        return [Message(*r) for r in rows]
+        rows = self.db.execute(sql + " ORDER BY sent.at DESC, sent.seq DESC LIMIT ?", (*args, limit))
+        return [_message(r) for r in rows]
 
     def messages(self, kind: str | None = None) -> Iterator[Message]:
         sql = f"SELECT {COLUMNS} FROM messages" + (" WHERE kind=?" if kind else "") + " ORDER BY seq"
-        return (Message(*r) for r in self.db.execute(sql, (kind,) if kind else ()))
+        return (_message(r) for r in self.db.execute(sql, (kind,) if kind else ()))
 
     def last_meters(self, serial: str) -> list[dict[str, Any]]:
         """Meters of the printer's newest stored reading: where validation starts after a restart."""
-        row = self.db.execute("SELECT payload FROM messages WHERE serial=? AND kind='reading'"
-                              " ORDER BY seq DESC LIMIT 1", (serial,)).fetchone()
-        return list(json.loads(row[0]).get("meters", [])) if row else []
+        row = self.db.execute("SELECT payload FROM messages WHERE seq=(SELECT seq FROM latest WHERE serial=?)",
+                              (serial,)).fetchone()
+        return list(json.loads(decode(row[0])).get("meters", [])) if row else []
 
     def printers(self) -> list[dict[str, Any]]:
         """Every address polled, with its printer's identity and last reading time."""
         rows = self.db.execute(
             "SELECT p.address, p.serial, d.manufacturer, d.model,"
-            " CASE WHEN p.last_error IS NULL THEN max(p.last_poll, coalesce((SELECT max(created) FROM messages m"
-            "  WHERE m.serial=p.serial AND m.kind='reading'), 0)) ELSE p.last_poll END, p.last_ok, p.last_error,"
-            " (SELECT max(created) FROM messages m WHERE m.serial=p.serial AND m.kind='reading')"
+            " CASE WHEN p.last_error IS NULL THEN max(p.last_poll, coalesce((SELECT created FROM latest l"
+            "  WHERE l.serial=p.serial), 0)) ELSE p.last_poll END, p.last_ok, p.last_error,"
+            " (SELECT created FROM latest l WHERE l.serial=p.serial)"
             " FROM printers p LEFT JOIN devices d ON d.serial=p.serial ORDER BY p.address")
         keys = ("address", "serial", "manufacturer", "model", "last_poll", "last_ok", "last_error", "last_reading")
         return [dict(zip(keys, r)) for r in rows]
