@@ -144,6 +144,7 @@ def test_readings_before_clock_sync_are_held_then_corrected(
             daemon.wait_log(r"clock is not synchronised yet")
             status = daemon.wait_status(lambda s: s["backlog"] >= 6, timeout=20)
             assert [m for m in sub.on("readings")] == []  # held: nothing goes with a date that is not true
+            assert status["waiting_for_clock"] >= 5       # and `meterbox status` says why
             first_real = time.time() - 10
             daemon.set_clock(synced=True, boot="boot-1")    # NTP answers; the clock jumps to now
             daemon.wait_log(r"clock synchronised: the time of \d+ readings taken before was corrected")

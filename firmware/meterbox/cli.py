@@ -213,7 +213,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     printers = store.printers()
     summary = {"paused": store.state("paused") == "1", "backlog": store.backlog(),
                "last_upload": _when(store.last_upload()), "last_error": store.state("last_error"),
-               "printers": printers, "meters_held": json.loads(store.state("meters_held") or "[]")}
+               "printers": printers, "meters_held": json.loads(store.state("meters_held") or "[]"),
+               "waiting_for_clock": store.held()}
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
         return 0
@@ -221,6 +222,9 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"last upload: {summary['last_upload'] or 'never'}")
     if summary["last_error"]:
         print(f"last error: {summary['last_error']}")
+    if summary["waiting_for_clock"]:
+        print(f"{summary['waiting_for_clock']} readings wait for the clock to synchronise (their time is "
+              "corrected then); `meterbox doctor` checks the clock")
     for held in summary["meters_held"]:
         print(f"held back: printer {held['serial']} {held['meter']}: {held['reason']}")
     print(f"{len(printers)} printers")

@@ -68,7 +68,7 @@ def compact(store: Store, max_bytes: int, protect: Iterable[str] = ()) -> Compac
         stage(store, goal, keep, result)
         if store.size() <= goal:
             break
-    if store.size() > max_bytes and sum(result.counts.values()):
+    if store.size() > max_bytes and any(result.counts.values()):
         store.db.execute("VACUUM")  # scattered deletes leave part-filled pages; rare, so worth a rewrite
     result.after = store.size()
     log.warning("store full (%s, limit %s): compacted %s; now %s; every meter's latest reading is kept",

@@ -159,7 +159,10 @@ class Daemon:
         self._settle_clock(force=True)
         if self.uplink:
             loop = asyncio.get_running_loop()
-            self.uplink.on_ack = lambda: loop.call_soon_threadsafe(self._wake.set)
+
+            def wake() -> None:  # from paho's thread: a PUBACK opens the window
+                loop.call_soon_threadsafe(self._wake.set)
+            self.uplink.on_ack = wake
         tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
         tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:

@@ -95,7 +95,8 @@ def decode(value: bytes | str) -> str:
 
 
 def _message(row: tuple[Any, ...]) -> Message:
-    return Message(*row[:5], decode(row[5]), *row[6:])
+    seq, msg_id, kind, serial, topic, payload, created, sent_at, read_at, clock, mono, boot = row
+    return Message(seq, msg_id, kind, serial, topic, decode(payload), created, sent_at, read_at, clock, mono, boot)
 CORRUPT = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 

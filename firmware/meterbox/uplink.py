@@ -24,12 +24,13 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-import socks  # PySocks: paho's proxy support
+import socks  # type: ignore[import-untyped]  # PySocks: paho's proxy support
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from meterbox.config import ProxyConfig, UplinkConfig
 from meterbox.errors import TlsError, UplinkError
@@ -251,7 +252,7 @@ class Uplink:
         client = self._new_client()
         client.tls_set_context(tls_context(self.cfg))
         self._client = client
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY
         self._client.connect(self.cfg.host, self.way.port, keepalive=int(self.cfg.keepalive),
                              clean_start=False, properties=props)
@@ -266,7 +267,7 @@ class Uplink:
 
     # --- paho callbacks (paho's thread) ---------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                    reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
         if reason_code.is_failure:
             self._fail(UplinkError(f"{self.way.describe(self.cfg.host)} refused box {self.box_id}: "
                                    f"{reason_code}; check that the box is enrolled and its certificate is current"))
@@ -290,7 +291,7 @@ class Uplink:
             self._socket_error = text
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-                       reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+                       reason_code: ReasonCode, properties: Properties | None) -> None:
         was = self.connected.is_set()
         self.connected.clear()
         if not was and not self._paused.is_set() and not self._stop.is_set():
@@ -308,7 +309,7 @@ class Uplink:
             self._early.clear()
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int,
-                    reason_code: mqtt.ReasonCode, properties: Properties | None) -> None:
+                    reason_code: ReasonCode, properties: Properties | None) -> None:
         """PUBACK for QoS 1: the broker holds the reading, so only now may its row go."""
         with self._lock:  # in_flight to acked in one step: flying() never misses a message between them
             msg_id = self.in_flight.pop(mid, None)
