@@ -70,3 +70,12 @@ def test_corrupt_value_in_a_recording_does_not_stop_the_poll(printers: Simulator
     """okilan_9450g has a corrupt Counter32 upstream; the Printer-MIB tables still read."""
     out = run_cli("poll", printers.address, "--community", "okilan_9450g")
     assert "toner.black" in out
+
+
+def test_an_admin_set_printer_name_never_becomes_the_model(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """prtGeneralPrinterName is set by the office (often its host name): it must not leave as the model."""
+    with Simulator.with_recordings(["kyocera_cs-4053ci"], tmp_path / "p") as sim:
+        sim.set_values("kyocera_cs-4053ci", {"1.3.6.1.2.1.43.5.1.1.16.1": "PRN-ACCT-2F-SALES"})
+        out = run_cli("poll", sim.address, "--community", "kyocera_cs-4053ci", "--json")
+    assert "PRN-ACCT" not in out
+    assert '"model": "CS 4053ci"' in out
