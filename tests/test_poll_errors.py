@@ -79,3 +79,8 @@ def test_an_admin_set_printer_name_never_becomes_the_model(tmp_path) -> None:  #
         out = run_cli("poll", sim.address, "--community", "kyocera_cs-4053ci", "--json")
     assert "PRN-ACCT" not in out
     assert '"model": "CS 4053ci"' in out
+
+
+def test_a_bad_address_is_one_line() -> None:
+    err = run_cli_fail("poll", "printer:abc")
+    assert "'printer:abc' is not a printer address" in one_line(err.stderr)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from meterbox import __version__
-from meterbox.config import Config, Credential, Secret, load
+from meterbox.config import Config, Credential, Secret, load, parse_host
 from meterbox.errors import MeterboxError
 from meterbox.reading import utc_iso
 
@@ -110,9 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_poll(args: argparse.Namespace) -> int:
     from meterbox.poll import read_printer
-    from meterbox.snmp import SnmpClient, Target, parse_address
+    from meterbox.snmp import SnmpClient, Target
 
-    host, port = parse_address(args.host)
+    host, port = _host_arg(args.host)
     target = Target(host, port, _credential(args), timeout=args.timeout, retries=args.retries)
 
     async def go() -> Any:
@@ -148,6 +148,15 @@ def cmd_poll(args: argparse.Namespace) -> int:
     if args.explain and "serial" in by_name:
         print(f"serial from {by_name['serial'].oid} = {_raw(by_name['serial'].raw)!r} ({by_name['serial'].rule})")
     return 0
+
+
+def _host_arg(text: str) -> tuple[str, int]:
+    """HOST[:PORT] from the command line, checked like the config's hosts."""
+    try:
+        host, port = parse_host(text)
+    except ValueError as err:
+        raise MeterboxError(f"{text!r} is not a printer address: {err}") from None
+    return host, port or 161
 
 
 def _raw(value: object) -> object:

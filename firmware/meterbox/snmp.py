@@ -89,17 +89,6 @@ class Target:
         return f"{host}:{self.port}"
 
 
-def parse_address(text: str, default_port: int = 161) -> tuple[str, int]:
-    """Split "host", "host:port", "[v6]:port" or a bare IPv6 address."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default_port
-    if text.count(":") == 1:
-        host, port = text.split(":")
-        return host, int(port)
-    return text, default_port
-
-
 def _convert(value: object) -> Value | None:
     """pysnmp value -> plain Python; None for noSuchObject/noSuchInstance/endOfMibView."""
     if isinstance(value, (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)):
