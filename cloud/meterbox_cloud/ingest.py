@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 CONTRACT = Path(__file__).resolve().parent.parent / "contract"
 SCHEMAS = {kind: json.loads((CONTRACT / f"{name}.v1.schema.json").read_text())
            for kind, name in (("readings", "reading"), ("devices", "device"))}
+# Built once: jsonschema.validate() would check the schema itself on every message.
+VALIDATORS = {kind: jsonschema.Draft202012Validator(schema) for kind, schema in SCHEMAS.items()}
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Ingest:
         _, _, box, kind = msg.topic.split("/", 3)
         try:
             body = json.loads(msg.payload)
-            jsonschema.validate(body, SCHEMAS[kind])
+            VALIDATORS[kind].validate(body)
             if body["box"] != box:
                 raise ValueError(f"box {body['box']} published under {box}")
         except (ValueError, KeyError, jsonschema.ValidationError) as err:
