@@ -84,7 +84,7 @@ class Poller:
                      device.manufacturer or "?", device.model or "?", self.target.address,
                      len(reading.meters), len(reading.supplies), extra={"PRINTER_SERIAL": device.serial})
         self.healthy = True
-        if self.serial != device.serial:
+        if not d.validator.knows(device.serial):  # after a restart: continue from the stored history
             d.validator.seed(device.serial, (Meter(m["name"], m["value"], m["unit"])
                                              for m in d.store.last_meters(device.serial)))
         self.serial = device.serial
@@ -138,6 +138,7 @@ class Daemon:
         self.readings_stored = 0
         self.to_store: list[tuple[Device, Reading]] = []
         self.validator = Validator()
+        self._last_uplink_error: str | None = None
         self._acked: list[str] = []
         self._flushed = time.monotonic()
         self._gate = asyncio.Semaphore(max(cfg.poll.concurrency, 1))
@@ -163,6 +164,7 @@ class Daemon:
             def wake() -> None:  # from paho's thread: a PUBACK opens the window
                 loop.call_soon_threadsafe(self._wake.set)
             self.uplink.on_ack = wake
+            self.uplink.on_error = lambda err: loop.call_soon_threadsafe(self._uplink_error, err)
         tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
         tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:
@@ -191,7 +193,7 @@ class Daemon:
                 try:
                     await poller.poll_once()
                 except StoreError as err:
-                    log.error("%s", err)
+                    self._store_failed(err)
                 except Exception:  # one printer's surprise must not stop the others
                     log.exception("printer at %s: unexpected error while polling; will retry",
                                   poller.target.address)
@@ -206,7 +208,7 @@ class Daemon:
             try:
                 self.store.set_state("meters_held", text)
             except StoreError as err:
-                log.error("%s", err)
+                self._store_failed(err)
 
     async def _store_loop(self) -> None:
         while True:
@@ -274,6 +276,16 @@ class Daemon:
     def _compact(self) -> None:
         flying = self.uplink.flying() if self.uplink else set()
         compact(self.store, self.cfg.store.max_bytes, protect=flying | set(self._acked))
+
+    def _uplink_error(self, err: Exception | None) -> None:
+        """The uplink's current error (or None once connected), for `meterbox status`."""
+        text = str(err) if err else None
+        if text != self._last_uplink_error:
+            self._last_uplink_error = text
+            try:
+                self.store.set_state("last_error", text)
+            except StoreError as store_err:
+                self._store_failed(store_err)
 
     def _store_failed(self, err: StoreError) -> None:
         if self.store_error != str(err):
@@ -360,7 +372,7 @@ class Daemon:
                 try:
                     self.adopt((await finder.sweep()).printers)
                 except StoreError as err:
-                    log.error("%s", err)
+                    self._store_failed(err)
                 except Exception:  # a surprise in one sweep must not end discovery
                     log.exception("discovery: unexpected error during the sweep; will sweep again")
                 lost = any(p.healthy is False for p, _ in self._found.values())

@@ -21,6 +21,7 @@ import random
 import re
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -38,6 +39,7 @@ from meterbox.store import Message
 
 log = logging.getLogger(__name__)
 
+REFUSED_RETRY = 60  # seconds before a message the broker refused is offered again
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our session (and in-flight QoS 1) for a week
 
 
@@ -171,6 +173,8 @@ class Uplink:
         self._client = self._new_client()
         self._thread: threading.Thread | None = None
         self._socket_error = ""                                    # paho's last socket error text
+        self.refused: dict[str, float] = {}                        # message id -> when the broker refused it
+        self._refusals: set[str] = set()                           # refusal reasons already logged
 
     # --- lifecycle ---------------------------------------------------------------
     def _new_client(self) -> mqtt.Client:
@@ -191,7 +195,6 @@ class Uplink:
         client.on_publish = self._on_publish
         client.on_log = self._on_log
         client.max_inflight_messages_set(max(self.cfg.in_flight, 1))
-        client.max_queued_messages_set(0)
         return client
 
     def start(self) -> None:
@@ -238,7 +241,12 @@ class Uplink:
                 delay = min(delay * 2, 300.0)
                 continue
             tried = 0
-            self._client.loop_forever(retry_first_connection=False)
+            if self._paused.is_set() or self._stop.is_set():  # paused while connecting
+                self._client.disconnect()
+            try:
+                self._client.loop_forever(retry_first_connection=False)
+            except Exception:  # a bug in a callback must not end uploads for good
+                log.exception("uplink: unexpected error in the MQTT loop; reconnecting")
             if self.connected.is_set():
                 self.connected.clear()
             if self.last_error is None:
@@ -268,6 +276,9 @@ class Uplink:
     # --- paho callbacks (paho's thread) ---------------------------------------------
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
                     reason_code: ReasonCode, properties: Properties | None) -> None:
+        if self._paused.is_set() or self._stop.is_set():
+            client.disconnect()  # pause pressed while this connection was being set up
+            return
         if reason_code.is_failure:
             self._fail(UplinkError(f"{self.way.describe(self.cfg.host)} refused box {self.box_id}: "
                                    f"{reason_code}; check that the box is enrolled and its certificate is current"))
@@ -311,16 +322,23 @@ class Uplink:
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int,
                     reason_code: ReasonCode, properties: Properties | None) -> None:
         """PUBACK for QoS 1: the broker holds the reading, so only now may its row go."""
+        if client is not self._client:
+            return  # a PUBACK of an earlier connection: its mids mean nothing now
         with self._lock:  # in_flight to acked in one step: flying() never misses a message between them
             msg_id = self.in_flight.pop(mid, None)
             if msg_id is None and not reason_code.is_failure:
                 self._early.add(mid)
             elif msg_id is not None and not reason_code.is_failure:
                 self.acked.append(msg_id)
+            elif msg_id is not None:
+                self.refused[msg_id] = time.monotonic()
         if msg_id is not None and not reason_code.is_failure:
             self.on_ack()
-        elif msg_id is not None:
-            log.warning("uplink: broker refused message %s: %s", msg_id, reason_code)
+        elif msg_id is not None and str(reason_code) not in self._refusals:
+            self._refusals.add(str(reason_code))
+            log.warning("uplink: the broker refused message %s (%s); it stays in the outbox and is offered "
+                        "again every %ds; check that the broker lets this certificate publish under "
+                        "meterbox/v1/%s/", msg_id, reason_code, REFUSED_RETRY, self.box_id)
 
     # --- used by the daemon's loop ---------------------------------------------------
     def window(self) -> int:
@@ -331,9 +349,12 @@ class Uplink:
             return max(self.cfg.in_flight - len(self.in_flight), 0)
 
     def flying(self) -> set[str]:
-        """Ids handed to paho and not yet taken by take_acked(): not to be offered again."""
+        """Ids not to be offered now: handed to paho and not yet taken by take_acked(), or refused lately."""
+        now = time.monotonic()
         with self._lock:
-            return set(self.in_flight.values()) | set(self.acked)
+            for msg_id in [i for i, at in self.refused.items() if now - at > REFUSED_RETRY]:
+                del self.refused[msg_id]
+            return set(self.in_flight.values()) | set(self.acked) | set(self.refused)
 
     def publish(self, message: Message) -> bool:
         """Hand one outbox row to paho; False if not connected.
@@ -342,10 +363,13 @@ class Uplink:
         held across a paho call (lock-order inversion); a PUBACK that beats us here is kept
         in `_early` until its mid is known.
         """
-        info = self._client.publish(message.topic, message.wire().encode(), qos=1)
+        client = self._client
+        info = client.publish(message.topic, message.wire().encode(), qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
         with self._lock:
+            if client is not self._client or not self.connected.is_set():
+                return False  # dropped meanwhile: this mid belongs to a dead connection
             if info.mid in self._early:
                 self._early.discard(info.mid)
                 self.acked.append(message.id)

@@ -65,9 +65,14 @@ class Validator:
     accepted: dict[tuple[str, str], int] = field(default_factory=dict)
     pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
     held: dict[tuple[str, str], Event] = field(default_factory=dict)
+    seeded: set[str] = field(default_factory=set)
+
+    def knows(self, serial: str) -> bool:
+        return serial in self.seeded
 
     def seed(self, serial: str, meters: Iterable[Meter]) -> None:
         """Start from the last reading the store holds for SERIAL (after a restart)."""
+        self.seeded.add(serial)
         for m in meters:
             self.accepted.setdefault((serial, m.name), m.value)
 
