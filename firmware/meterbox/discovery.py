@@ -19,6 +19,7 @@ with a report, which is quick.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import logging
 import re
@@ -187,6 +188,7 @@ class _Sweep:
         self.gate = asyncio.Semaphore(owner.cfg.concurrency)
         self.planned: dict[Key, str] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.queue: collections.deque[tuple[str, int, str]] = collections.deque()
         self.found: list[Found] = []
         self.result = SweepResult(printers=[])
         self.done = 0
@@ -198,9 +200,16 @@ class _Sweep:
         if key in self.planned or host in self.own:
             return
         self.planned[key] = via
-        task = asyncio.create_task(self._examine(host, port, via), name=f"discover {host}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.queue.append((host, port, via))
+        while len(self.tasks) < self.d.cfg.concurrency and len(self.tasks) < len(self.queue):
+            task = asyncio.create_task(self._work(), name="discover")
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _work(self) -> None:
+        """A worker of the pool: a task per address would cost ~100 MB for a /16 on a Pi."""
+        while self.queue:
+            await self._examine(*self.queue.popleft())
 
     def announced(self, address: str, name: str) -> None:
         """mDNS named an address: check it like any other (unless the sweep already does)."""
