@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `meterbox sent | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
