@@ -164,7 +164,10 @@ class Daemon:
             def wake() -> None:  # from paho's thread: a PUBACK opens the window
                 loop.call_soon_threadsafe(self._wake.set)
             self.uplink.on_ack = wake
-            self.uplink.on_error = lambda err: loop.call_soon_threadsafe(self._uplink_error, err)
+
+            def on_error(err: Exception | None) -> None:  # from paho's thread
+                loop.call_soon_threadsafe(self._uplink_error, err)
+            self.uplink.on_error = on_error
         tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
         tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:

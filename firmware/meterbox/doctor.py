@@ -267,7 +267,7 @@ def check_broker(cfg: Config) -> Iterator[Finding]:
 def _connect(host: str, port: int, proxy: object) -> socket.socket:
     if proxy is None:
         return socket.create_connection((host, port), timeout=5)
-    import socks  # type: ignore[import-untyped]
+    import socks
 
     from meterbox.config import ProxyConfig
     assert isinstance(proxy, ProxyConfig)

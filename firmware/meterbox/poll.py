@@ -213,7 +213,8 @@ def identify(snap: Snapshot, profile: Profile | None, explain: list[Source]) -> 
 
 
 def _serial(snap: Snapshot, profile: Profile | None, explain: list[Source]) -> str | None:
-    rules = [(r.oid, r.decode, profile.name) for r in profile.serial] if profile else []
+    rules: list[tuple[str, str | None, str]] = \
+        [(r.oid, r.decode, profile.name) for r in profile.serial] if profile else []
     rules += [(oid, None, "standard") for oid in loader.standard()["identity"]["serial"]]
     for oid, decode, owner in rules:
         raw = snap.scalars.get(oid)
@@ -260,7 +261,8 @@ def _model_candidates(snap: Snapshot, profile: Profile | None) -> Iterable[Value
     std = loader.standard()
     for rule in profile.model if profile else ():
         raw = snap.scalars.get(rule.oid)
-        yield DECODERS[rule.decode](raw) if raw is not None else None
+        decoded = DECODERS[rule.decode](raw) if raw is not None else None
+        yield None if isinstance(decoded, dict) else decoded
     types, descrs = snap.column("hr_device_type"), snap.column("hr_device_descr")
     yield from (descrs.get(i) for i, t in sorted(types.items(), key=_index_key) if text(t) == std["hr_device_printer"])
     yield from (snap.scalars.get(o) for o in std["identity"]["model"])
@@ -493,10 +495,11 @@ def _vendor_supplies(snap: Snapshot, profile: Profile | None, model: str | None)
     for rule in profile.supplies if profile else ():
         raw = snap.scalars.get(rule.oid)
         decoded = DECODERS[rule.decode](raw) if raw is not None and applies(rule, model) else None
-        for code, name in rule.words.items() if isinstance(decoded, dict) else ():
-            if code in decoded and name not in done:  # type: ignore[operator]
+        words = decoded if isinstance(decoded, dict) else {}
+        for code, name in rule.words.items():
+            if code in words and name not in done:
                 done.add(name)
-                percent = round(decoded[code] / rule.divide)  # type: ignore[index]
+                percent = round(words[code] / rule.divide)
                 level, state = supply_level(min(percent, 100), 100, None, loader.standard()["low_percent"])
                 yield Supply(name, level, state), Source(name, rule.oid, raw, f"{profile.name}: {rule.decode} "  # type: ignore[union-attr]
                                                          f"word {code}" + (f" / {rule.divide}" if rule.divide != 1 else ""))
@@ -537,8 +540,8 @@ def _colour(snap: Snapshot, index: str, descr: str) -> str:
         value = (text(snap.column("colorant_value").get(f"{marker}.{colorant}")) or "").lower()
         for colour in std["colour_words"]:
             if colour in value:
-                return colour
+                return str(colour)
     for colour, words in std["colour_words"].items():
         if any(w in descr for w in words):
-            return colour
+            return str(colour)
     return "none"

@@ -13,7 +13,7 @@ import sys
 import random
 import socket
 from dataclasses import dataclass
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Union, cast
 
 # The box sends numeric OIDs only and never compiles MIBs. When pysmi happens to be
 # installed (snmpsim needs it in the test environment) pysnmp imports it and with it
@@ -100,7 +100,7 @@ def _convert(value: object) -> Value | None:
     if isinstance(value, univ.Null):
         return None
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(cast(Any, value))
     except (TypeError, ValueError):
         return None
 
@@ -149,7 +149,7 @@ class SnmpClient:
         return CommunityData(cred.community.reveal(), mpModel=0 if cred.version == "1" else 1,
                              contextName=cred.context)
 
-    def _check(self, target: Target, indication: object, status: object, index: object) -> None:
+    def _check(self, target: Target, indication: object, status: int, index: object) -> None:
         """Turn pysnmp's error triple into one clear MeterboxError."""
         cred = target.credential
         if indication:
@@ -168,11 +168,12 @@ class SnmpClient:
                     f"printer at {target.address}: SNMPv3 user {cred.user!r} rejected ({indication}); "
                     "check the user name, auth and priv keys and protocols under [[credentials]]"
                 )
-            raise SnmpError(f"printer at {target.address}: SNMP error: {indication}")
-        if status and int(status) not in (2,):  # 2 = noSuchName (v1), handled as missing values
+            raise SnmpError(f"printer at {target.address}: SNMP error: {indication}; check the printer's "
+                            "SNMP settings (version, community or v3 user) and that its agent is enabled")
+        if status and status != 2:  # 2 = noSuchName (v1), handled as missing values
             raise SnmpError(
-                f"printer at {target.address}: the printer answered with error {status.prettyPrint()} "  # type: ignore[attr-defined]
-                f"at variable {index}"
+                f"printer at {target.address}: the printer answered with SNMP error {ERROR_NAMES.get(status, status)} "
+                f"at variable {index}; check that its SNMP access (read view) includes the Printer-MIB"
             )
 
     async def get(self, target: Target, oids: Iterable[str]) -> dict[str, Value]:
@@ -181,10 +182,10 @@ class SnmpClient:
         if not oids:
             return {}
         indication, status, index, binds = await self._send(target, _GET, oids)
-        if status and len(oids) > 1 and (int(status) == 1 or (int(status) == 2 and target.credential.version == "1")):
+        if status and len(oids) > 1 and (status == 1 or (status == 2 and target.credential.version == "1")):
             # tooBig: the answer does not fit the printer's message size; noSuchName (v1): one
             # missing OID fails the whole PDU. Either way, split and ask again.
-            half = len(oids) // 2 if int(status) == 1 else 1
+            half = len(oids) // 2 if status == 1 else 1
             result: dict[str, Value] = {}
             for i in range(0, len(oids), half):
                 result.update(await self.get(target, oids[i:i + half]))
@@ -245,15 +246,15 @@ class SnmpClient:
     async def _next_batch(self, target: Target, oids: list[str], max_repetitions: int) -> list[tuple[object, object]]:
         if target.credential.version == "1":
             indication, status, index, binds = await self._send(target, _NEXT, oids)
-            if status and int(status) == 2:
+            if status == 2:
                 return []  # v1 end of MIB
         else:
             indication, status, index, binds = await self._send(target, _BULK, oids, max_repetitions)
         self._check(target, indication, status, index)
         return list(binds)
 
-    async def _send(self, target: Target, generator: object, oids: list[str],
-                    max_repetitions: int = 0) -> tuple[object, object, object, list[tuple[object, object]]]:
+    async def _send(self, target: Target, generator: Any, oids: list[str],
+                    max_repetitions: int = 0) -> tuple[object, int, object, list[tuple[object, object]]]:
         """One PDU through pysnmp's command generators, skipping hlapi's per-OID MIB resolution.
 
         hlapi resolves every request OID through the MIB view even with lookupMib=False;
@@ -262,13 +263,13 @@ class SnmpClient:
         transport = await self._transport(target)
         cred = target.credential
         addr_name, _ = LCD.configure(self.engine, self._auth(cred), transport, cred.context)
-        future: asyncio.Future[tuple[object, object, object, list[tuple[object, object]]]] = \
+        future: asyncio.Future[tuple[object, int, object, list[tuple[object, object]]]] = \
             asyncio.get_running_loop().create_future()
 
-        def done(engine: object, handle: object, indication: object, status: object, index: object,
+        def done(engine: object, handle: object, indication: object, status: Any, index: object,
                  binds: list[tuple[object, object]], ctx: object) -> None:
             if not future.cancelled():
-                future.set_result((indication, status, index, binds))
+                future.set_result((indication, int(status) if status else 0, index, binds))
 
         binds_in = [(rfc1902.ObjectName(o), _NULL) for o in oids]
         self.requests += 1
@@ -276,10 +277,12 @@ class SnmpClient:
             _BULK.send_varbinds(self.engine, addr_name, None, cred.context, 0, max_repetitions,
                                 binds_in, done)
         else:
-            generator.send_varbinds(self.engine, addr_name, None, cred.context, binds_in, done)  # type: ignore[attr-defined]
+            generator.send_varbinds(self.engine, addr_name, None, cred.context, binds_in, done)
         return await future
 
 
+ERROR_NAMES = {1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess",
+               16: "authorizationError"}
 REWALK = 12  # every 12th poll walks the tables in full (new cartridge rows, changed tables)
 _GET = cmdgen.GetCommandGenerator()
 _NEXT = cmdgen.NextCommandGenerator()

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-import socks  # type: ignore[import-untyped]  # PySocks: paho's proxy support
+import socks  # PySocks: paho's proxy support
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion

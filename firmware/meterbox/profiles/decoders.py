@@ -8,7 +8,7 @@ the value does not have the documented shape (a blob of another layout, a placeh
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterator, Union
+from typing import Callable, Iterator, Union, TypeVar
 
 Raw = Union[int, bytes, str]
 Decoded = Union[int, dict[str, int], str, None]
@@ -19,9 +19,12 @@ DECODERS: dict[str, Decoder] = {}
 KINDS: dict[str, str] = {}
 
 
-def decoder(name: str, kind: str = "int") -> Callable[[Decoder], Decoder]:
+F = TypeVar("F", bound=Decoder)
+
+
+def decoder(name: str, kind: str = "int") -> Callable[[F], F]:
     """Register a decoder under the name profiles use in `decode = "..."`."""
-    def register(fn: Decoder) -> Decoder:
+    def register(fn: F) -> F:
         DECODERS[name] = fn
         KINDS[name] = kind
         return fn

@@ -169,7 +169,8 @@ class Standard:
 
     @property
     def columns(self) -> dict[str, str]:
-        return self.data["columns"]
+        columns: dict[str, str] = self.data["columns"]
+        return columns
 
     def int_table(self, key: str) -> dict[int, str]:
         return {int(k): v for k, v in self.data[key].items()}
