@@ -125,6 +125,57 @@ def per_poll(sim: Simulator, polls: int) -> None:
               f"{mb_cpu / plain:.2f}x plain, {mb_cpu / nolookup:.2f}x no-MIB, {mb_cpu / c:.2f}x net-snmp")
 
 
+def per_profile(sim: Simulator, polls: int) -> None:
+    """Issue 3's figure: each vendor profile's poll against net-snmp reading the same OIDs."""
+    from meterbox.profiles import loader
+    std = loader.standard()
+    address = (sim.host, sim.port)
+    print(f"\n== per profile (median of {polls}; net-snmp: snmpget of the same scalars + "
+          f"snmpbulkwalk of the same columns, as processes) ==")
+    print(f"{'profile':<16}{'recording':<26}{'first req':>10}{'req':>5}{'CPU':>9}{'net-snmp':>10}{'PDUs':>6}  ratio")
+    for profile in loader.vendor_profiles():
+        names = [r for r in profile.recordings if (ROOT / "tests" / "printers" / f"{r}.snmprec").exists()]
+        polled = [(n, r) for n in names if (r := asyncio.run(_first_poll_requests(address, n)))]
+        if not polled:
+            continue
+        name, first = polled[0]  # the first of its recordings that is a printer
+        cpu, _, req = asyncio.run(meterbox_polls(address, name, polls))
+        scalars = [std["identity"]["sys_object_id"], std["identity"]["sys_descr"], *std["identity"]["serial"],
+                   *profile.scalar_oids()]
+        roots = [*std.columns.values(), *profile.walk_roots()]
+        c, pdus = netsnmp_same(address, name, scalars, roots, max(polls // 5, 3))
+        print(f"{profile.name:<16}{name:<26}{first:>10}{req:>5.0f}{cpu:>6.1f} ms{c:>7.1f} ms{pdus:>6}  {cpu / c:.2f}x")
+
+
+async def _first_poll_requests(address: tuple[str, int], community: str) -> int:
+    """PDUs of a printer's first poll; 0 when the recording is not a printer (stubs, scanners)."""
+    from meterbox.errors import MeterboxError
+    client = SnmpClient()
+    try:
+        await read_printer(client, Target(address[0], address[1], Credential(community=Secret(community))), Hint())
+    except MeterboxError:
+        return 0
+    finally:
+        client.close()
+    return client.requests
+
+
+def netsnmp_same(address: tuple[str, int], community: str, scalars: list[str], roots: list[str],
+                 n: int) -> tuple[float, int]:
+    """CPU of net-snmp processes reading the same scalars and columns; and how many PDUs that takes."""
+    agent = f"{address[0]}:{address[1]}"
+    cpu = []
+    for _ in range(n):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run(["snmpget", "-v2c", "-c", community, "-On", agent, *scalars], capture_output=True)
+        for root in roots:
+            subprocess.run(["snmpbulkwalk", "-v2c", "-c", community, "-On", "-Cr10", agent, root],
+                           capture_output=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return statistics.median(cpu) * 1000, 1 + len(roots)
+
+
 def proc_value(pid: int, path: str, key: str) -> int:
     for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
         if line.startswith(key):
@@ -192,10 +243,13 @@ def main() -> int:
     p.add_argument("--printers", type=int, default=50)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--skip-daemon", action="store_true")
+    p.add_argument("--profiles", action="store_true", help="also every vendor profile against net-snmp")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="meterbox-bench-") as tmp:
         with Simulator(ROOT / "tests" / "printers") as sim:
             per_poll(sim, args.polls)
+            if args.profiles:
+                per_profile(sim, args.polls)
         if not args.skip_daemon:
             daemon_run(args.printers, args.seconds, Path(tmp))
     return 0
