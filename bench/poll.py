@@ -96,17 +96,7 @@ async def plain_pysnmp_polls(address: tuple[str, int], community: str, n: int, l
 
 def netsnmp_polls(address: tuple[str, int], community: str, n: int) -> float:
     """The C baseline: snmpget + snmpbulkwalk of the tables, CPU of the child processes."""
-    agent = f"{address[0]}:{address[1]}"
-    cpu = []
-    for _ in range(n):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(["snmpget", "-v2c", "-c", community, "-On", agent, *IDENTITY], capture_output=True)
-        for table in TABLES:
-            subprocess.run(["snmpbulkwalk", "-v2c", "-c", community, "-On", "-Cr10", agent, table],
-                           capture_output=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return statistics.median(cpu) * 1000
+    return netsnmp_same(address, community, IDENTITY, TABLES, n)[0]
 
 
 def per_poll(sim: Simulator, polls: int) -> None:
