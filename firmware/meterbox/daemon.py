@@ -30,7 +30,7 @@ from meterbox.validate import Validator
 
 log = logging.getLogger(__name__)
 
-PUMP_INTERVAL = 0.1
+PUMP_INTERVAL = 1.0  # the pump is woken by commits, PUBACKs and connects; this only catches `meterbox pause`
 STORE_FLUSH = 0.5  # readings of one poll round are committed together (group commit)
 LOST_PRINTER_SWEEP = 600.0  # a found printer stopped answering (DHCP?): sweep again this soon
 ACK_FLUSH = 1.0  # PUBACKs are committed in batches: fewer writes; a crash only causes a resend (same id)
@@ -283,6 +283,8 @@ class Daemon:
     def _uplink_error(self, err: Exception | None) -> None:
         """The uplink's current error (or None once connected), for `meterbox status`."""
         text = str(err) if err else None
+        if err is None:
+            self._wake.set()  # connected: the backlog may go now
         if text != self._last_uplink_error:
             self._last_uplink_error = text
             try:
