@@ -159,3 +159,27 @@ def test_only_enrolled_printers_are_reported(tmp_path: Path, box: BoxConfig, sub
     states = {p["serial"]: p["last_error"] for p in status["printers"]}
     assert states["VNCRC48198"] is None
     assert "not enrolled" in states["AA2M021115700"] and "not enrolled" in states["X3B8022793"]
+
+
+def test_pause_stops_all_vendor_traffic_across_restarts_and_resume_sends_the_backlog(
+        tmp_path: Path, pki: Pki, printers: Simulator) -> None:
+    with Broker(pki, work_dir=tmp_path / "broker") as broker, Subscriber(broker) as sub:
+        box = BoxConfig(state_dir=tmp_path / "state", broker=broker,
+                        printers=[PrinterEntry(a, n) for a, n in zip(printers.addresses, THREE)])
+        config = str(box.write(tmp_path / "meterbox.toml"))
+        with Daemon(Path(config), tmp_path) as daemon:
+            sub.wait_for(lambda ms: len(readings_by_serial(sub)) == 3, timeout=30)
+            assert "paused" in run_cli("pause", "--config", config)
+            daemon.wait_log(r"uploads paused")
+            connects = broker.log().count(f"as {BOX_ID} ")
+            received = len(sub.messages)
+            daemon.wait_status(lambda s: s["paused"] and s["backlog"] >= 6, timeout=20)
+        with Daemon(Path(config), tmp_path) as daemon:  # a reboot: still paused
+            daemon.wait_log(r"uploads are paused")
+            status = daemon.wait_status(lambda s: s["backlog"] >= 12, timeout=20)
+            assert broker.log().count(f"as {BOX_ID} ") == connects  # not one connection meanwhile
+            assert len(sub.messages) <= received + 3  # at most what was in flight when pause was pressed
+            assert "resumed" in run_cli("resume", "--config", config)
+            daemon.wait_status(lambda s: not s["paused"] and s["backlog"] <= 6, timeout=30)
+    assert status["paused"]
+    assert len({m.json["id"] for m in sub.messages}) >= received + 12 - 3
