@@ -75,6 +75,10 @@ def main() -> int:
             names[body["serial"]] = f"{body['manufacturer'] or ''} {body['model'] or ''}".strip()
             print(f"vendor | new printer {body['serial']}: {names[body['serial']]}", flush=True)
             return
+        if kind == "status":
+            print(f"vendor | box {box} is healthy: firmware {body['firmware']}, backlog {body['backlog']}, "
+                  f"{body['printers_reported']} of {body['printers_seen']} printers reported", flush=True)
+            return
         shown = sorted(body["meters"], key=lambda m: (m["name"] not in FIRST, FIRST.get(m["name"], 0)))[:3]
         meters = ", ".join(f"{m['name']} {m['value']:,}" for m in shown) or "no meters"
         supplies = ", ".join(f"{s['name']} {s['level'] if s['level'] is not None else '-'}%"

@@ -11,6 +11,8 @@ from typing import Iterator
 import jsonschema
 import pytest
 
+import meterbox
+
 from support import PRINTERS
 from support.broker import Broker
 from support.cli import run_cli, run_cli_fail
@@ -23,6 +25,8 @@ from support.subscriber import Subscriber
 CONTRACT = Path(__file__).parent.parent / "cloud" / "contract"
 READING = json.loads((CONTRACT / "reading.v1.schema.json").read_text())
 DEVICE = json.loads((CONTRACT / "device.v1.schema.json").read_text())
+STATUS = json.loads((CONTRACT / "status.v1.schema.json").read_text())
+SCHEMAS = {"readings": READING, "devices": DEVICE, "status": STATUS}
 # three printers with a Printer-MIB serial: HP, Konica Minolta, Epson
 THREE = {"jetdirect_m130nw": "VNCRC48198", "konica_c250i": "AA2M021115700", "epson": "X3B8022793"}
 
@@ -49,14 +53,15 @@ def readings_by_serial(sub: Subscriber) -> dict[str, list[dict]]:
 
 def test_readings_flow_to_the_broker_and_match_the_contract(
         tmp_path: Path, box: BoxConfig, subscriber: Subscriber) -> None:
+    box.uplink_extra = 'heartbeat = "1s"'
     with Daemon(box.write(tmp_path / "meterbox.toml"), tmp_path) as daemon:
         subscriber.wait_for(lambda ms: all(len(readings_by_serial(subscriber).get(s, [])) >= 3
                                            for s in THREE.values()), timeout=30)
         status = daemon.status()
     mine = [m for m in subscriber.messages if m.box == BOX_ID]
     for m in mine:
-        assert m.topic in (f"meterbox/v1/{BOX_ID}/readings", f"meterbox/v1/{BOX_ID}/devices")
-        jsonschema.validate(m.json, READING if m.kind == "readings" else DEVICE)
+        assert m.topic in (f"meterbox/v1/{BOX_ID}/{kind}" for kind in SCHEMAS)
+        jsonschema.validate(m.json, SCHEMAS[m.kind])
     by_serial = readings_by_serial(subscriber)
     assert set(by_serial) == set(THREE.values())
     # one reading per printer per poll: polls are a second apart, read_at strictly increasing
@@ -72,6 +77,9 @@ def test_readings_flow_to_the_broker_and_match_the_contract(
     ids = [m.json["id"] for m in mine]
     assert len(ids) == len(set(ids))
     assert status["backlog"] <= 3 and status["last_upload"]
+    beats = [m.json for m in mine if m.kind == "status"]
+    assert beats and beats[-1]["printers_seen"] == 3 and beats[-1]["printers_reported"] == 3
+    assert beats[-1]["firmware"] == meterbox.__version__ and beats[-1]["clock"] == "ntp"
     assert {p["serial"] for p in status["printers"]} == set(THREE.values())
 
 
@@ -154,7 +162,7 @@ def test_only_enrolled_printers_are_reported(tmp_path: Path, box: BoxConfig, sub
         subscriber.wait_for(lambda ms: len(readings_by_serial(subscriber).get("VNCRC48198", [])) >= 3, timeout=30)
         status = daemon.status()
     mine = [m for m in subscriber.messages if m.box == BOX_ID]
-    assert {m.json["serial"] for m in mine} == {"VNCRC48198"}
+    assert {m.json["serial"] for m in mine if m.kind != "status"} == {"VNCRC48198"}
     assert not any(s in m.payload.decode() for m in mine for s in ("AA2M021115700", "X3B8022793"))
     states = {p["serial"]: p["last_error"] for p in status["printers"]}
     assert states["VNCRC48198"] is None

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CONTRACT = Path(__file__).resolve().parent.parent / "contract"
 SCHEMAS = {kind: json.loads((CONTRACT / f"{name}.v1.schema.json").read_text())
-           for kind, name in (("readings", "reading"), ("devices", "device"))}
+           for kind, name in (("readings", "reading"), ("devices", "device"), ("status", "status"))}
 # Built once: jsonschema.validate() would check the schema itself on every message.
 VALIDATORS = {kind: jsonschema.Draft202012Validator(schema) for kind, schema in SCHEMAS.items()}
 

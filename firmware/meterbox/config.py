@@ -82,6 +82,7 @@ class UplinkConfig:
     websockets_port: int = 443
     websockets_path: str = "/mqtt"
     proxy: ProxyConfig | None = None
+    heartbeat: float = 900.0     # seconds between two status messages (box health, no addresses)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "printers": ("host", "port", *CREDENTIAL_KEYS),
     "credentials": CREDENTIAL_KEYS,
     "uplink": ("host", "port", "ca_file", "cert_file", "key_file", "keepalive", "in_flight", "server_name",
-               "transport", "websockets_port", "websockets_path", "proxy"),
+               "transport", "websockets_port", "websockets_path", "proxy", "heartbeat"),
     "store": ("max_size",),
     "enroll": ("auto", "serials"),
     "discovery": ("enabled", "interval", "max_prefix", "ranges", "hosts", "rate", "concurrency", "mdns"),
@@ -799,6 +800,7 @@ def _uplink(table: _Table, present: bool) -> UplinkConfig:
         websockets_port=table.get("websockets_port", _whole(1, 65535), default.websockets_port),
         websockets_path=table.get("websockets_path", _url_path, default.websockets_path),
         proxy=table.get("proxy", parse_proxy, None),
+        heartbeat=table.get("heartbeat", parse_duration, default.heartbeat),
     )
 
 

@@ -22,6 +22,7 @@ from meterbox.config import Config, PrinterTarget
 from meterbox.discovery import Discovery, Found
 from meterbox.errors import MeterboxError, StoreError
 from meterbox.poll import Hint, read_printer
+from meterbox import __version__
 from meterbox.reading import Device, Meter, Reading
 from meterbox.snmp import SnmpClient, Target
 from meterbox.store import open_store
@@ -172,6 +173,8 @@ class Daemon:
         tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:
             tasks.append(asyncio.create_task(self._pump_loop(), name="pump"))
+        if self.uplink:
+            tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         self._start_discovery(tasks)
         try:
             await stop.wait()
@@ -279,6 +282,22 @@ class Daemon:
     def _compact(self) -> None:
         flying = self.uplink.flying() if self.uplink else set()
         compact(self.store, self.cfg.store.max_bytes, protect=flying | set(self._acked))
+
+    async def _heartbeat_loop(self) -> None:
+        """The box's health for the vendor (status topic): no addresses, only counts and versions."""
+        while True:
+            serials = {p.serial for p in self.pollers if p.serial and p.healthy}
+            # No timestamp: before NTP the box's clock is not to be trusted; the broker knows when.
+            body = {"firmware": __version__, "clock": "ntp" if self.timekeeper.synced() else "unsynced",
+                    "backlog": self.store.backlog(),
+                    "printers_seen": len(serials),
+                    "printers_reported": sum(1 for s in serials if self.cfg.enroll.allows(s))}
+            try:
+                self.store.add_status(self.cfg.box_id, body)
+                self._wake.set()
+            except StoreError as err:
+                self._store_failed(err)
+            await asyncio.sleep(self.cfg.uplink.heartbeat)
 
     def _uplink_error(self, err: Exception | None) -> None:
         """The uplink's current error (or None once connected), for `meterbox status`."""

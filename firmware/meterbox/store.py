@@ -250,10 +250,24 @@ class Store:
     def _message(box_id: str, kind: str, serial: str, leaf: str, body: dict[str, Any],
                  msg_id: str, now: float) -> tuple[str, tuple[Any, ...]]:
         if kind == "device":
-            body = {"v": 1, "id": msg_id, "box": box_id, **body}
+            body = {"v": 1, "id": msg_id, "box": box_id, **body}  # status bodies come complete
         payload = encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
         return ("INSERT INTO messages(id, kind, serial, topic, payload, created) VALUES(?,?,?,?,?,?)",
                 (msg_id, kind, serial, f"meterbox/v1/{box_id}/{leaf}", payload, now))
+
+    def add_status(self, box_id: str, body: dict[str, Any]) -> str | None:
+        """Queue a heartbeat, unless one is still waiting to go (a week's outage queues one, not 672).
+
+        The waiting one is never replaced: it may already have left, and the transparency log
+        keeps every payload that did.
+        """
+        if self.db.execute("SELECT 1 FROM messages WHERE kind='status' AND seq NOT IN (SELECT seq FROM sent)"
+                           " LIMIT 1").fetchone():
+            return None
+        msg_id = new_id()
+        self._tx([self._message(box_id, "status", "", "status", {"v": 1, "id": msg_id, "box": box_id, **body},
+                                msg_id, time.time())])
+        return msg_id
 
     def mark_sent(self, ids: Iterable[str], at: float | None = None) -> int:
         """The broker has these (PUBACK): they leave the outbox and join the transparency log."""
