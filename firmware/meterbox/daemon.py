@@ -139,6 +139,7 @@ class Daemon:
         self.readings_stored = 0
         self.to_store: list[tuple[Device, Reading]] = []
         self.validator = Validator()
+        self._held_text: str | None = self.store.state("meters_held")
         self._last_uplink_error: str | None = None
         self._acked: list[str] = []
         self._flushed = time.monotonic()
@@ -210,9 +211,10 @@ class Daemon:
         held = [{"serial": e.serial, "meter": e.meter, "kind": e.kind, "reason": e.reason}
                 for e in self.validator.open_events()]
         text = json.dumps(held, ensure_ascii=False) if held else None
-        if text != self.store.state("meters_held"):
+        if text != self._held_text:  # compared in memory: no SQLite read per poll
             try:
                 self.store.set_state("meters_held", text)
+                self._held_text = text
             except StoreError as err:
                 self._store_failed(err)
 

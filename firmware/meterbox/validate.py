@@ -66,6 +66,11 @@ class Validator:
     pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
     held: dict[tuple[str, str], Event] = field(default_factory=dict)
     seeded: set[str] = field(default_factory=set)
+    names: dict[str, set[str]] = field(default_factory=dict)   # serial -> meters accepted, to scan one printer only
+
+    def _set(self, key: tuple[str, str], value: int) -> None:
+        self.accepted[key] = value
+        self.names.setdefault(key[0], set()).add(key[1])
 
     def knows(self, serial: str) -> bool:
         return serial in self.seeded
@@ -74,7 +79,8 @@ class Validator:
         """Start from the last reading the store holds for SERIAL (after a restart)."""
         self.seeded.add(serial)
         for m in meters:
-            self.accepted.setdefault((serial, m.name), m.value)
+            if (serial, m.name) not in self.accepted:
+                self._set((serial, m.name), m.value)
 
     def check(self, serial: str, meters: list[Meter]) -> tuple[list[Meter], list[Event]]:
         """The meters that may be sent, and what happened to the others."""
@@ -88,11 +94,12 @@ class Validator:
                 out.append(Meter(m.name, value, m.unit))
             if event:
                 events.append(event)
-        for (s, name), previous in self.accepted.items():
-            if s == serial and name not in seen and (s, name) not in self.held:
+        for name in self.names.get(serial, ()):
+            previous = self.accepted[(serial, name)]
+            if name not in seen and (serial, name) not in self.held:
                 event = Event(serial, name, "missing", None, previous,
                               f"no value this time (the printer answered -1/unknown or nothing); last {previous:,}")
-                self.held[(s, name)] = event
+                self.held[(serial, name)] = event
                 events.append(event)
         for e in events:
             log.warning("%s", e.line(), extra={"PRINTER_SERIAL": serial})
@@ -102,7 +109,7 @@ class Validator:
         key = (serial, m.name)
         previous = self.accepted.get(key)
         if previous is None:
-            self.accepted[key] = m.value
+            self._set(key, m.value)
             return m.value, None
         offset = previous - previous % WRAP
         value = m.value + offset
@@ -116,7 +123,7 @@ class Validator:
         return self._hold(serial, m.name, previous, value)
 
     def _accept(self, key: tuple[str, str], value: int, event: Event | None) -> tuple[int, Event | None]:
-        self.accepted[key] = value
+        self._set(key, value)
         self.pending.pop(key, None)
         if key in self.held and (event is None or event.kind != "bad-read"):
             self.held.pop(key)
@@ -142,7 +149,7 @@ class Validator:
         if pending.count >= CONFIRM:
             self.pending.pop(key)
             self.held.pop(key, None)
-            self.accepted[key] = value
+            self._set(key, value)
             return value, Event(serial, name, "reset", value, previous,
                                 f"reset: went from {previous:,} to {pending.first:,}, confirmed by {CONFIRM} reads; "
                                 f"counting from {value:,} now")
