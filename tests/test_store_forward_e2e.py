@@ -6,7 +6,7 @@ clear error while the daemon goes on."""
 from __future__ import annotations
 
 import collections
-import json
+import contextlib
 import os
 import random
 import sqlite3
@@ -186,13 +186,22 @@ def test_readings_from_a_boot_that_never_synced_go_marked_unsynced(
         assert r["clock"] == "unsynced" and r["read_at"].startswith("1970-01-0")  # marked, never passed as true
 
 
+@contextlib.contextmanager
+def tmpfs(where: Path, options: str) -> Iterator[None]:
+    """A small (or read-only) file system of its own at WHERE, removed even when the test fails."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
 def test_a_read_only_store_is_one_clear_error_and_polling_goes_on(
         tmp_path: Path, printers: Simulator, own_broker: Broker) -> None:
     state = tmp_path / "state"
     state.mkdir()
     # The SD card went read-only (as a worn card does): the store cannot even be created.
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,ro", "tmpfs", str(state)], check=True)
-    try:
+    with tmpfs(state, "size=4m,ro"):
         box = BoxConfig(state_dir=state, broker=own_broker,
                         printers=[PrinterEntry(printers.address, "jetdirect_m130nw")], interval="300ms")
         with Subscriber(own_broker) as sub, Daemon(box.write(tmp_path / "meterbox.toml"), tmp_path) as daemon:
@@ -201,16 +210,13 @@ def test_a_read_only_store_is_one_clear_error_and_polling_goes_on(
         lines = [line for line in daemon.log().splitlines() if "read-only" in line]
         assert len(lines) == 1, lines  # said once, not at every flush
         assert "Traceback" not in daemon.log()
-    finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
 
 
 def test_a_full_disk_is_one_clear_error_and_nothing_stored_is_lost(
         tmp_path: Path, printers: Simulator, own_broker: Broker) -> None:
     state = tmp_path / "state"
     state.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(state)], check=True)
-    try:
+    with tmpfs(state, "size=2m"):
         box = BoxConfig(state_dir=state, broker=own_broker,
                         printers=[PrinterEntry(printers.address, "jetdirect_m130nw")], interval="300ms")
         with Subscriber(own_broker) as sub, Daemon(box.write(tmp_path / "meterbox.toml"), tmp_path) as daemon:
@@ -230,5 +236,3 @@ def test_a_full_disk_is_one_clear_error_and_nothing_stored_is_lost(
         ids = {r[1] for r in stored(state)}
         sub.wait_for(lambda ms: ids <= {m.json["id"] for m in ms}, timeout=20)
         assert len([line for line in daemon.log().splitlines() if "disk is full" in line]) == 1
-    finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import ssl
@@ -21,10 +20,9 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from .pki import INGEST_ID, CertPair, Pki
-from .process import free_tcp_port, log_tail, spawn, terminate
+from .process import Service, free_tcp_port, log_tail, spawn, terminate
 
 __all__ = ["Broker", "BrokerError", "TOPIC_ROOT"]
 
@@ -35,7 +33,7 @@ class BrokerError(RuntimeError):
     """Mosquitto did not start; the message carries its log."""
 
 
-class Broker:
+class Broker(Service):
     """A running ``mosquitto -c <conf>``; use it as a context manager.
 
     ``server`` picks the certificate the broker presents (default ``pki.server``;
@@ -89,17 +87,6 @@ class Broker:
         return f"{self.host}:{self.port}"
 
     # -- lifecycle ------------------------------------------------------------
-
-    def __enter__(self) -> Broker:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        if self._own_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def start(self) -> None:
         """Start (or restart, on the same ports) and return once TLS handshakes succeed."""

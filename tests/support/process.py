@@ -8,14 +8,17 @@ pytest itself is killed (CI timeout) and no ``__exit__`` runs.
 from __future__ import annotations
 
 import ctypes
+import shutil
 import os
 import signal
 import socket
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 _PR_SET_PDEATHSIG = 1
+_S = TypeVar("_S", bound="Service")
 
 
 def _die_with_parent() -> None:
@@ -87,3 +90,29 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+class Service:
+    """A test service used as a context manager: started on enter, stopped on exit (even on failure).
+
+    Subclasses give start() and stop(); one that made its own temporary work_dir (_own_work_dir)
+    has it removed after stopping.
+    """
+
+    work_dir: Path
+    _own_work_dir: bool = False
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)

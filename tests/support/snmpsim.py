@@ -30,14 +30,13 @@ import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from pysnmp.proto import api
 from pyasn1.codec.ber import decoder, encoder
 
 from . import PRINTERS
-from .process import free_tcp_port, free_udp_port, log_tail, spawn, terminate
+from .process import Service, free_tcp_port, free_udp_port, log_tail, spawn, terminate
 
 __all__ = ["Simulator", "SimulatorError", "free_tcp_port", "free_udp_port", "responder_binary"]
 
@@ -86,7 +85,7 @@ def snmp_get(host: str, port: int, community: str, oid: str = SYS_DESCR, timeout
     return None
 
 
-class Simulator:
+class Simulator(Service):
     """A running ``snmpsim-command-responder``; use it as a context manager.
 
     ``Simulator(data_dir=PRINTERS)`` serves all recordings on 127.0.0.1 and a free
@@ -146,17 +145,6 @@ class Simulator:
         return cls(directory, **kwargs)
 
     # -- lifecycle ------------------------------------------------------------
-
-    def __enter__(self) -> Simulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-        if self._own_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
 
     def start(self) -> None:
         """Start the responder on the configured endpoints and wait until it answers."""

@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -28,6 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .broker import TOPIC_ROOT, Broker
+from .process import Service
 
 __all__ = ["Message", "Subscriber", "SUBSCRIPTION"]
 
@@ -54,7 +54,7 @@ class Message:
         return self.topic.split("/")[3]
 
 
-class Subscriber:
+class Subscriber(Service):
     """Records everything published under ``meterbox/v1/+/+``; use as a context manager."""
 
     def __init__(self, broker: Broker, *, topic: str = SUBSCRIPTION, session_expiry: int = 3600,
@@ -79,15 +79,6 @@ class Subscriber:
         self._client.on_message = self._on_message
 
     # -- lifecycle ------------------------------------------------------------
-
-    def __enter__(self) -> Subscriber:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Connect and return once the broker has acknowledged the subscription."""
