@@ -1,0 +1,5 @@
+"""``python -m meterbox_factory`` is ``meterbox-factory``."""
+
+from .cli import main
+
+raise SystemExit(main())
