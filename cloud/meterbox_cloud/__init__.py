@@ -1,1 +1,5 @@
-"""The vendor side the box talks to. So far: MQTT ingest of readings (the wire contract's receiver)."""
+"""The vendor side the box talks to: claim page, enrollment API, MQTT ingest into a database, staff pages.
+
+A Django project in one app (``meterbox_cloud``): the ORM, migrations, admin and auth come
+with the framework; ``python -m meterbox_cloud`` runs it (see cli.py).
+"""

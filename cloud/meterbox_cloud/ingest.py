@@ -1,4 +1,6 @@
-"""MQTT ingest: receives box messages, rejects anything outside the wire contract, drops duplicates by id.
+"""In-memory MQTT ingest for the box-side demo and tests: the wire contract's receiver without a database.
+
+The vendor service's own ingest is worker.py (shared subscription, database, ack after commit).
 
 The vendor bills from what this accepts, so it is strict: a payload with a field the
 contract does not name is rejected (and counted), and a message id seen before is a
@@ -7,26 +9,20 @@ redelivery, not a second reading.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import jsonschema
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-log = logging.getLogger(__name__)
+from .contract import SCHEMAS, VALIDATORS, ContractError, check  # noqa: F401 (SCHEMAS, VALIDATORS: for tests)
 
-CONTRACT = Path(__file__).resolve().parent.parent / "contract"
-SCHEMAS = {kind: json.loads((CONTRACT / f"{name}.v1.schema.json").read_text())
-           for kind, name in (("readings", "reading"), ("devices", "device"), ("status", "status"))}
-# Built once: jsonschema.validate() would check the schema itself on every message.
-VALIDATORS = {kind: jsonschema.Draft202012Validator(schema) for kind, schema in SCHEMAS.items()}
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,13 +59,9 @@ class Ingest:
         self._client.loop_stop()
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        _, _, box, kind = msg.topic.split("/", 3)
         try:
-            body = json.loads(msg.payload)
-            VALIDATORS[kind].validate(body)
-            if body["box"] != box:
-                raise ValueError(f"box {body['box']} published under {box}")
-        except (ValueError, KeyError, jsonschema.ValidationError) as err:
+            box, kind, body = check(msg.topic, msg.payload)
+        except ContractError as err:
             with self._lock:
                 self.books.rejected += 1
             log.warning("rejected a message on %s: %s", msg.topic, str(err).splitlines()[0])
