@@ -6,6 +6,7 @@ DO NOTHING), whichever worker receives a redelivery.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -98,15 +99,20 @@ class Books:
 
     def _check_boxes(self, accepted: dict[str, tuple[str, str, dict[str, Any]]],
                      rejections: list[Rejection], now: dt.datetime) -> None:
-        """A message from a box the vendor never imported is rejected (it cannot be billed to anyone)."""
-        unknown = {b for b, _, _ in accepted.values()} - self.known_boxes
+        """A message from a box the vendor never imported (it cannot be billed to anyone) or has revoked
+        (still connected since before the broker read the new CRL) is rejected."""
+        boxes = {b for b, _, _ in accepted.values()}
+        unknown = boxes - self.known_boxes
         if unknown:
             self.known_boxes |= set(Box.objects.filter(pk__in=unknown).values_list("pk", flat=True))
+        revoked = set(Box.objects.filter(pk__in=boxes, revoked_at__isnull=False).values_list("pk", flat=True)) \
+            if boxes else set()
         for message_id, (box, kind, body) in list(accepted.items()):
-            if box not in self.known_boxes:
+            if box not in self.known_boxes or box in revoked:
                 del accepted[message_id]
-                rejections.append(self._rejection(now, f"meterbox/v1/{box}/{kind}", b"",
-                                                  f"box {box} is not registered at the vendor"))
+                why = "is revoked" if box in revoked else "is not registered at the vendor"
+                rejections.append(self._rejection(now, f"meterbox/v1/{box}/{kind}", json.dumps(body).encode(),
+                                                  f"box {box} {why}"))
 
     @staticmethod
     def _new_ids(model: type[Model], messages: dict[str, Any]) -> set[str]:

@@ -1,9 +1,11 @@
 """The Mosquitto configuration the vendor runs: mutual TLS, the box's certificate CN as its user name,
 a per-box ACL, the CRL, and persistent sessions for the ingest workers.
 
-Mosquitto 2.0 reads ``cafile`` and ``crlfile`` only when a listener starts: a SIGHUP reloads the
-server certificate but not the CRL, so after a revocation the broker must be restarted (its
-persistence keeps sessions and queued messages across that restart).
+After a revocation the broker must re-read ``crlfile``. Checked on Mosquitto 2.0.11 (Debian 12):
+a SIGHUP does it (``revoke --broker-pid-file`` sends one; ``systemctl reload mosquitto`` is the
+same) for new connections, but a revoked box that is connected stays connected until it
+reconnects; the ingest rejects what it sends meanwhile, and a broker restart cuts it off at once
+(persistent sessions and queued messages survive the restart).
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ class BrokerSettings:
 def acl(ingest_identity: str) -> str:
     """Boxes write under their own id and read nothing; the ingest identity reads every box's topics.
 
-    Mosquitto 2.0 checks a SUBSCRIBE to ``$share/<group>/<filter>`` against the ACL as the whole
-    string, ``$share/...`` included, and the messages it then delivers against their real topic,
-    so the ingest identity needs both read patterns.
+    Checked on Mosquitto 2.0.11: with an ``acl_file`` it grants every SUBSCRIBE, shared or not,
+    and applies the ``read`` rules to each message as it delivers it, against the message's real
+    topic. So ``topic read meterbox/#`` is what lets the workers of ``$share/ingest/meterbox/v1/+/+``
+    receive; a ``$share/...`` pattern is neither needed nor consulted, and a box that subscribes
+    gets a SUBACK but never a message.
     """
     return (
         "# Written by python -m meterbox_cloud broker-config.\n"
@@ -46,7 +50,6 @@ def acl(ingest_identity: str) -> str:
         "\n# The vendor's ingest workers: read every box's messages, through the shared subscription.\n"
         f"user {ingest_identity}\n"
         "topic read meterbox/#\n"
-        f"topic read $share/{SHARE_GROUP}/meterbox/#\n"
     )
 
 

@@ -17,6 +17,7 @@ import argparse
 import os
 import secrets
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -80,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("revoke", help="refuse a box (API 403, CRL for the broker)")
     _common(r, ca=True)
     r.add_argument("box")
-    r.add_argument("--restart-broker", metavar="COMMAND",
-                   help='run after writing the CRL, e.g. "systemctl restart mosquitto"')
+    r.add_argument("--broker-pid-file", type=Path,
+                   help="SIGHUP this broker so it reads the new CRL (broker-config writes DIR/mosquitto.pid)")
+    r.add_argument("--reload-broker", metavar="COMMAND",
+                   help='or run this after writing the CRL, e.g. "systemctl reload mosquitto"')
     rel = sub.add_parser("release", help="let a claimed box be claimed again")
     _common(rel)
     rel.add_argument("box")
@@ -156,12 +159,17 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "revoke":
         path = boxes.revoke(args.box)
         print(f"{args.box} revoked: the enrollment API refuses it; CRL written to {path}")
-        if args.restart_broker:
-            subprocess.run(shlex.split(args.restart_broker), check=True)
-            print(f"broker restarted ({args.restart_broker}): it now refuses {args.box}'s certificate")
+        if args.broker_pid_file:
+            pid = int(args.broker_pid_file.read_text().strip())
+            os.kill(pid, signal.SIGHUP)
+            print(f"broker (pid {pid}) told to reload: it now refuses {args.box}'s certificate on every new "
+                  f"connection (restart it to cut off a connection that is open now)")
+        elif args.reload_broker:
+            subprocess.run(shlex.split(args.reload_broker), check=True)
+            print(f"broker reloaded ({args.reload_broker}): it now refuses {args.box}'s certificate")
         else:
-            print("restart the broker so that it reads the new CRL (Mosquitto 2.0 reads it only at start; "
-                  "SIGHUP does not reload it), e.g. systemctl restart mosquitto")
+            print("now make the broker read the new CRL: systemctl reload mosquitto (or kill -HUP its pid); "
+                  "restart it to also cut off a connection that is open now")
     elif args.command == "release":
         boxes.release(args.box)
         print(f"{args.box} released: it can be claimed again")
@@ -201,6 +209,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return run(args)
-    except (BoxError, CaError, DatabaseUrlError, FileNotFoundError, subprocess.CalledProcessError) as err:
+    except (BoxError, CaError, DatabaseUrlError, OSError, ValueError, subprocess.CalledProcessError) as err:
         print(f"meterbox_cloud: {err}", file=sys.stderr)
         return 2

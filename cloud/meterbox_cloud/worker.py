@@ -91,7 +91,7 @@ class IngestWorker(mqtt.Client):
         for reason in reasons:
             if reason.is_failure:
                 log.error("broker refused the subscription %s: %s; the ACL must let this identity read "
-                          "meterbox/# and $share/%s/meterbox/#", TOPIC, reason, SHARE_GROUP)
+                          "meterbox/#", TOPIC, reason)
             else:
                 log.info("subscribed to %s", TOPIC)
 

@@ -345,3 +345,8 @@ def reading(box: str, serial: str, n: int = 0) -> dict[str, Any]:
                        {"name": "sheets.duplex", "value": 9_000, "unit": "sheets"}],
             "supplies": [{"name": f"toner.{c}", "level": 40, "unit": "percent", "state": "ok"}
                          for c in ("black", "cyan", "magenta", "yellow")]}
+
+
+def connections(worker: Proc) -> int:
+    """How many times a worker has connected (its log says so each time)."""
+    return worker.log().count(" connected to ")
