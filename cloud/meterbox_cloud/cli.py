@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--client-id", default=f"ingest-{os.uname().nodename}-1",
                    help="stable per worker: its persistent session keeps its queued messages")
     i.add_argument("--batch-size", type=int, default=500)
+    i.add_argument("--stats-every", type=float, default=60.0, help="seconds between throughput log lines")
     m = sub.add_parser("migrate", help="create or update the tables")
     _common(m)
     imp = sub.add_parser("import-boxes", help="add the boxes of a factory vendor-import.json")
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         host, _, port = args.broker.rpartition(":")
         IngestWorker(WorkerSettings(host=host or "localhost", port=int(port), ca_file=args.ca_file,
                                     cert_file=args.cert, key_file=args.key, client_id=args.client_id,
-                                    batch_size=args.batch_size)).run()
+                                    batch_size=args.batch_size, stats_every=args.stats_every)).run()
     elif args.command == "import-boxes":
         summary = boxes.import_boxes(args.file)
         print(f"{summary.added} boxes added, {summary.unchanged} already known")

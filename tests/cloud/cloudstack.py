@@ -233,9 +233,10 @@ class Vendor:
         worker = Proc(f"ingest-{n}", [PYTHON, "-m", "meterbox_cloud", "ingest", "--broker",
                                       f"127.0.0.1:{self.broker_port}", "--ca-file", self.ca_file,
                                       "--cert", self.ca_dir / "ingest.crt", "--key", self.ca_dir / "ingest.key",
-                                      "--client-id", f"ingest-test-{n}"],
+                                      "--client-id", f"ingest-test-{n}", "--stats-every", "1"],
                       self.work / f"ingest-{n}.log", {"METERBOX_CLOUD_DB": self.db_url}).start()
-        wait_for(lambda: "subscribed to" in worker.log() or not worker.running, 30,
+        seen = worker.log().count("subscribed to")
+        wait_for(lambda: worker.log().count("subscribed to") > seen or not worker.running, 30,
                  f"ingest worker {n} to subscribe")
         assert worker.running, worker.tail()
         return worker
@@ -246,6 +247,11 @@ class Vendor:
         self.start_web()
         self.workers = [self.start_worker(n) for n in range(1, self.worker_count + 1)]
         return self
+
+    def restart_worker(self, n: int) -> Proc:
+        """Start worker ``n`` again under its client id: it resumes its persistent session."""
+        self.workers[n - 1] = self.start_worker(n)
+        return self.workers[n - 1]
 
     def stop(self) -> None:
         for proc in [*self.workers, self.web, self.broker]:
