@@ -103,8 +103,9 @@ class Db:
                 return conn.execute(sql, params).fetchall()
         import psycopg
 
-        with psycopg.connect(self.url.replace("postgresql://", "postgresql://", 1)) as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        with psycopg.connect(self.url) as conn:
+            cursor = conn.execute(sql, params)  # type: ignore[arg-type]
+            return cursor.fetchall() if cursor.description else []
 
     def scalar(self, sql: str, *params: Any) -> Any:
         return self.query(sql, *params)[0][0]
