@@ -33,6 +33,7 @@ from support.process import free_tcp_port, log_tail, spawn, terminate
 
 PYTHON = sys.executable
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+STAFF_PASSWORD = "correct horse battery staple"
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
@@ -170,6 +171,8 @@ class Vendor:
         ca.issue_server(authority, ["localhost", "127.0.0.1"], "server")
         ca.issue_client(authority, "ingest")
         self.run("migrate")
+        cloud("manage", "createsuperuser", "--noinput", "--username", "staff", "--email", "staff@vendor.example",
+              db=self.db_url, env={"DJANGO_SUPERUSER_PASSWORD": STAFF_PASSWORD})
         self.run("broker-config", "--out", self.broker_dir, "--ca-dir", self.ca_dir,
                  "--server-cert", self.ca_dir / "server.crt", "--port", self.broker_port, "--bind", "127.0.0.1",
                  "--run-as", "root", "--log-file", self.broker_dir / "mosquitto.log")
