@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,6 @@ def record_nonce(box_id: str, nonce: str) -> bool:
     except IntegrityError:
         return False
     # Nonces older than the signature window can never be replayed: drop them now and then.
-    if hash(nonce) % 50 == 0:
+    if random.random() < 0.02:
         SignatureNonce.objects.filter(created_at__lt=timezone.now() - dt.timedelta(minutes=15)).delete()
     return True

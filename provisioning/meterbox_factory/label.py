@@ -12,11 +12,15 @@ import io
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 import segno
 
 from .mint import Identity
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
 
 LABEL_W, LABEL_H = 62.0, 29.0  # mm: Brother DK-11209 / 62 mm continuous roll
 QUIET = 2  # modules of white around the code (the label's edge adds the rest)
@@ -196,7 +200,3 @@ def write(identity: Identity, out: Path) -> None:
         out.write_bytes(pdf(identity))
     else:
         raise ValueError(f"{out}: a label is written as .svg, .png or .pdf, not {suffix or 'no suffix'}")
-
-
-if False:  # pragma: no cover - for type checkers only
-    from fpdf import FPDF

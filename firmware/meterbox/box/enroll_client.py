@@ -94,7 +94,7 @@ def make_key_csr(identity_dir: Path) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-class _OwnKey(HTTPSignatureKeyResolver):  # type: ignore[misc]
+class _OwnKey(HTTPSignatureKeyResolver):
     """The signer's key resolver: only the box's own key, under its own id."""
 
     def __init__(self, box: str, key: ec.EllipticCurvePrivateKey) -> None:
