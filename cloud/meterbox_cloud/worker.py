@@ -168,7 +168,9 @@ class IngestWorker(mqtt.Client):
     def run(self) -> None:
         """Connect (persistent session) and work until SIGTERM or SIGINT; then commit and leave."""
         def stop(signum: int, frame: Any) -> None:
-            self.stopping = True  # acted on by loop_misc(), in paho's own thread
+            if not self.is_connected():
+                raise SystemExit(0)  # nothing in hand: unacknowledged messages stay with the broker
+            self.stopping = True  # acted on by loop_misc(), in paho's own thread, after a last commit
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

@@ -240,16 +240,21 @@ class Vendor:
                                       "--client-id", f"ingest-test-{n}", "--stats-every", "1"],
                       self.work / f"ingest-{n}.log", {"METERBOX_CLOUD_DB": self.db_url}).start()
         seen = worker.log().count("subscribed to")
-        wait_for(lambda: worker.log().count("subscribed to") > seen or not worker.running, 30,
-                 f"ingest worker {n} to subscribe")
-        assert worker.running, worker.tail()
+        try:
+            wait_for(lambda: worker.log().count("subscribed to") > seen or not worker.running, 30,
+                     f"ingest worker {n} to subscribe")
+            assert worker.running, worker.tail()
+        except BaseException:
+            worker.stop()
+            raise
         return worker
 
     def start(self) -> "Vendor":
         self.prepare()
         self.start_broker()
         self.start_web()
-        self.workers = [self.start_worker(n) for n in range(1, self.worker_count + 1)]
+        for n in range(1, self.worker_count + 1):
+            self.workers.append(self.start_worker(n))
         return self
 
     def restart_worker(self, n: int) -> Proc:
