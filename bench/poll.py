@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from meterbox.config import Credential, Secret  # noqa: E402
-from meterbox.poll import Hint, read_printer  # noqa: E402
-from meterbox.snmp import SnmpClient, Target  # noqa: E402
+from meterbox.printers.poll import Hint, read_printer  # noqa: E402
+from meterbox.printers.snmp import SnmpClient, Target  # noqa: E402
 from support.broker import Broker  # noqa: E402
 from support.daemon import BoxConfig, Daemon, PrinterEntry  # noqa: E402
 from support.pki import Pki  # noqa: E402
@@ -117,7 +117,7 @@ def per_poll(sim: Simulator, polls: int) -> None:
 
 def per_profile(sim: Simulator, polls: int) -> None:
     """Issue 3's figure: each vendor profile's poll against net-snmp reading the same OIDs."""
-    from meterbox.profiles import loader
+    from meterbox.printers.profiles import loader
     std = loader.standard()
     address = (sim.host, sim.port)
     print(f"\n== per profile (median of {polls}; net-snmp: snmpget of the same scalars + "

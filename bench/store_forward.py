@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from meterbox.reading import Device, Meter, Reading, Supply  # noqa: E402
-from meterbox.store import Store  # noqa: E402
+from meterbox.printers.reading import Device, Meter, Reading, Supply  # noqa: E402
+from meterbox.outbox.store import Store  # noqa: E402
 from support.broker import Broker  # noqa: E402
 from support.daemon import BOX_ID, BoxConfig, Daemon, PrinterEntry  # noqa: E402
 from support.pki import Pki  # noqa: E402

@@ -15,10 +15,9 @@ import meterbox
 
 from support import PRINTERS
 from support.broker import Broker
-from support.cli import run_cli, run_cli_fail
+from support.cli import run_cli
 from support.daemon import BOX_ID, BoxConfig, Daemon, PrinterEntry
 from support.pki import Pki
-from support.process import free_udp_port
 from support.snmpsim import Simulator
 from support.subscriber import Subscriber
 

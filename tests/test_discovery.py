@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 
 from meterbox.config import ConfigProblems, Credential, DiscoveryConfig, Secret, load, parse_range
-from meterbox.discovery import Found, TokenBucket, _chains, merge, own_subnets
-from meterbox.netif import Interface
-from meterbox.poll import PollResult
-from meterbox.reading import Device, Reading
+from meterbox.printers.discovery import Found, TokenBucket, _chains, merge, own_subnets
+from meterbox.printers.netif import Interface
+from meterbox.printers.poll import PollResult
+from meterbox.printers.reading import Device, Reading
 from support import INSTALL_SNMPSIM, require
 from support.netns import (INSTALL_NETNS, INSTALL_SNMPD, Lan, Printers, Snmpd, non_printer_conf, recording,
                            sys_object_id, v3_printer_conf)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from meterbox.cli import main
-from meterbox.reading import Device, Meter, Reading
-from meterbox.store import Store
+from meterbox.printers.reading import Device, Meter, Reading
+from meterbox.outbox.store import Store
 from support.broker import Broker
 from support.cli import run_cli
 from support.daemon import BOX_ID, BoxConfig

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from meterbox.config import Credential, Secret
-from meterbox.poll import Hint, read_printer, split_brand
-from meterbox.profiles import loader
-from meterbox.snmp import SnmpClient, Target
+from meterbox.printers.poll import Hint, read_printer, split_brand
+from meterbox.printers.profiles import loader
+from meterbox.printers.snmp import SnmpClient, Target
 from support.cli import run_cli
 from support.snmpsim import Simulator
 

@@ -13,9 +13,9 @@ import pytest
 
 import coverage_table
 from meterbox.errors import ConfigError
-from meterbox.poll import split_brand
-from meterbox.profiles import loader
-from meterbox.profiles.decoders import (brother_legacy_percent, brother_words, hp_pml_text, ieee1284_description,
+from meterbox.printers.poll import split_brand
+from meterbox.printers.profiles import loader
+from meterbox.printers.profiles.decoders import (brother_legacy_percent, brother_words, hp_pml_text, ieee1284_description,
                                         ieee1284_model, integer)
 from support.cli import run_cli
 

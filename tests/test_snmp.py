@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from meterbox.config import Credential, Secret
-from meterbox.snmp import REWALK, SnmpClient, Target
+from meterbox.printers.snmp import REWALK, SnmpClient, Target
 from support.snmpsim import Simulator
 
 SUPPLY_LEVEL = "1.3.6.1.2.1.43.11.1.1.9"

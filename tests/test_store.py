@@ -10,9 +10,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from meterbox.compact import compact
-from meterbox.reading import Device, Meter, Reading, Supply
-from meterbox.store import Store, StoreCorrupt, open_store
+from meterbox.outbox.compact import compact
+from meterbox.printers.reading import Device, Meter, Reading, Supply
+from meterbox.outbox.store import Store, StoreCorrupt, open_store
 
 BOX = "MB-7F3A9C"
 SCHEMA = json.loads((Path(__file__).parent.parent / "cloud/contract/reading.v1.schema.json").read_text())
@@ -115,7 +115,7 @@ def test_compaction_keeps_every_meters_latest_reading(tmp_path: Path, caplog: py
     store = Store(tmp_path / "small.db")
     limit = 256 * 1024
     last: dict[tuple[str, str], int] = {}
-    with caplog.at_level(logging.WARNING, logger="meterbox.compact"):
+    with caplog.at_level(logging.WARNING, logger="meterbox.outbox.compact"):
         for i in range(2000):
             serial = f"SER{i % 5}"
             # SER0's color counter is read only now and then: its latest must survive too.

@@ -18,8 +18,8 @@ from typing import Iterator
 
 import pytest
 
-from meterbox.reading import Device, Meter, Reading, Supply
-from meterbox.store import Store
+from meterbox.printers.reading import Device, Meter, Reading, Supply
+from meterbox.outbox.store import Store
 from support.broker import Broker
 from support.daemon import BOX_ID, BoxConfig, Daemon, PrinterEntry
 from support.pki import Pki

@@ -10,6 +10,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_firmware_is_mypy_strict_clean() -> None:
-    result = subprocess.run([sys.executable, "-m", "mypy", "firmware/meterbox"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "mypy", "-p", "meterbox"], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr

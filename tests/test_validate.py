@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from meterbox.reading import Meter
-from meterbox.validate import CONFIRM, WRAP, Validator, counter_usage
+from meterbox.printers.reading import Meter
+from meterbox.printers.validate import CONFIRM, WRAP, Validator, counter_usage
 from support.broker import Broker
 from support.daemon import BoxConfig, Daemon, PrinterEntry
 from support.snmpsim import Simulator

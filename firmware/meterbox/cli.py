@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from meterbox import __version__
 from meterbox.config import Config, Credential, Secret, load, parse_host
 from meterbox.errors import MeterboxError
-from meterbox.reading import utc_iso
+from meterbox.printers.reading import utc_iso
 
 DEFAULT_CONFIG = Path(os.environ.get("METERBOX_CONFIG", "/etc/meterbox/meterbox.toml"))
 log = logging.getLogger("meterbox")
@@ -112,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from meterbox.poll import read_printer
-    from meterbox.snmp import SnmpClient, Target
+    from meterbox.printers.poll import read_printer
+    from meterbox.printers.snmp import SnmpClient, Target
 
     host, port = _host_arg(args.host)
     target = Target(host, port, _credential(args), timeout=args.timeout, retries=args.retries)
@@ -182,7 +182,7 @@ def _config(path: Path) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from meterbox.daemon import Daemon
+    from meterbox.box.daemon import Daemon
 
     cfg = _config(args.config)
     logging.getLogger().setLevel(cfg.log_level.upper())
@@ -201,7 +201,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _store(path: Path) -> Any:
-    from meterbox.store import Store
+    from meterbox.outbox.store import Store
     return Store(_config(path).state_dir / "meterbox.db")
 
 
@@ -258,7 +258,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from meterbox import doctor
+    from meterbox.box import doctor
 
     cfg = _config(args.config)
     if args.recover:
@@ -311,7 +311,7 @@ def _discover_args(p: argparse.ArgumentParser) -> None:
 
 def _discover_credentials(args: argparse.Namespace, cfg: Config | None) -> list[Credential]:
     """--community values (else the config's [[credentials]], else v2c public), then the --user."""
-    from meterbox.discovery import DEFAULT_CREDENTIALS
+    from meterbox.printers.discovery import DEFAULT_CREDENTIALS
 
     creds = [Credential(version="2c", community=Secret(c)) for c in args.community]
     creds = creds or list(cfg.credentials if cfg else ()) or list(DEFAULT_CREDENTIALS)
@@ -382,8 +382,8 @@ async def _sweep(args: argparse.Namespace, cfg: Config | None, ranges: list[Any]
     from dataclasses import replace
 
     from meterbox.config import DiscoveryConfig
-    from meterbox.discovery import Discovery
-    from meterbox.snmp import SnmpClient
+    from meterbox.printers.discovery import Discovery
+    from meterbox.printers.snmp import SnmpClient
 
     settings = cfg.discovery if cfg else DiscoveryConfig()
     if args.rate:
@@ -413,7 +413,7 @@ def _discover_table(rows: list[dict[str, Any]], result: Any) -> None:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     """List the vendor profiles: which printers each claims, what it reads, which recordings test it."""
-    from meterbox.profiles import loader
+    from meterbox.printers.profiles import loader
 
     rows = [{"name": p.name, "manufacturer": p.manufacturer, "match": list(p.match),
              "match_descr": list(p.match_descr), "match_probe": list(p.match_probe or ()),

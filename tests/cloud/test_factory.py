@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from meterbox_factory import ca, claimcode, label
+from meterbox_factory import claimcode, label
 from meterbox_factory.mint import BOX_ID, Identity, MintError, mint
 from support import require
 

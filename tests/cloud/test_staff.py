@@ -4,7 +4,6 @@ latest meters and supplies, as the ingest stored them; and the Django admin with
 from __future__ import annotations
 
 import re
-import time
 
 import requests
 

@@ -1,6 +1,6 @@
 """Run the real `meterbox run` daemon as a process, with a config the test writes.
 
-The daemon's clock is a test clock file (METERBOX_CLOCK_FILE, see meterbox.clock) that
+The daemon's clock is a test clock file (METERBOX_CLOCK_FILE, see meterbox.outbox.clock) that
 says "synchronised" unless the test writes otherwise with `Daemon.set_clock()`: test
 machines (containers, CI) rarely run NTP, and readings wait for a synchronised clock.
 """

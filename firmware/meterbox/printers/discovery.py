@@ -29,12 +29,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from meterbox import netif
+from meterbox.printers import netif
 from meterbox.config import AddressRange, Credential, DiscoveryConfig
 from meterbox.errors import MeterboxError, NotAPrinter, PrinterUnreachable, SnmpAuthError, SnmpError
-from meterbox.poll import PollResult, read_printer
-from meterbox.reading import Device
-from meterbox.snmp import Prober, SnmpClient, Target
+from meterbox.printers.poll import PollResult, read_printer
+from meterbox.printers.reading import Device
+from meterbox.printers.snmp import Prober, SnmpClient, Target
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +456,7 @@ class Discovery:
 
     @staticmethod
     async def _mdns(run: _Sweep) -> Any:
-        from meterbox.mdns import MdnsBrowser      # zeroconf costs import time; only when used
+        from meterbox.printers.mdns import MdnsBrowser      # zeroconf costs import time; only when used
 
         browser = MdnsBrowser(run.announced)
         return browser if await browser.start() else None

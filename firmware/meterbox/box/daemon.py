@@ -16,18 +16,18 @@ import random
 import time
 from typing import Callable, Iterable
 
-from meterbox.clock import CallableClock, Clock, system_clock
-from meterbox.compact import compact
+from meterbox.outbox.clock import CallableClock, Clock, system_clock
+from meterbox.outbox.compact import compact
 from meterbox.config import Config, PrinterTarget
-from meterbox.discovery import Discovery, Found
+from meterbox.printers.discovery import Discovery, Found
 from meterbox.errors import MeterboxError, StoreError
-from meterbox.poll import Hint, read_printer
+from meterbox.printers.poll import Hint, read_printer
 from meterbox import __version__
-from meterbox.reading import Device, Meter, Reading
-from meterbox.snmp import SnmpClient, Target
-from meterbox.store import open_store
-from meterbox.uplink import Uplink
-from meterbox.validate import Validator
+from meterbox.printers.reading import Device, Meter, Reading
+from meterbox.printers.snmp import SnmpClient, Target
+from meterbox.outbox.store import open_store
+from meterbox.uplink.mqtt import Uplink
+from meterbox.printers.validate import Validator
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from meterbox.errors import NotAPrinter
-from meterbox.profiles import loader
-from meterbox.profiles.loader import Profile
-from meterbox.identity import clean_serial, identify, split_brand
-from meterbox.meters import hr_roles, meters
-from meterbox.reading import Device, Reading
-from meterbox.snapshot import Snapshot, Source
-from meterbox.snmp import SnmpClient, Target, Value, text
-from meterbox.supplies import supplies, supply_level
+from meterbox.printers.profiles import loader
+from meterbox.printers.profiles.loader import Profile
+from meterbox.printers.identity import clean_serial, identify, split_brand
+from meterbox.printers.meters import hr_roles, meters
+from meterbox.printers.reading import Device, Reading
+from meterbox.printers.snapshot import Snapshot, Source
+from meterbox.printers.snmp import SnmpClient, Target, Value, text
+from meterbox.printers.supplies import supplies, supply_level
 
 __all__ = ["Hint", "PollResult", "Snapshot", "Source", "clean_serial", "hr_roles", "identify", "interpret",
            "meters", "read_printer", "select_profile", "split_brand", "supplies", "supply_level", "walk_roots"]

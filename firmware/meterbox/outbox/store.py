@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from meterbox.errors import StoreError
-from meterbox.reading import Device, Reading, new_id, utc_iso
+from meterbox.printers.reading import Device, Reading, new_id, utc_iso
 
 log = logging.getLogger(__name__)
 

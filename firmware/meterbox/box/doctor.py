@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from meterbox.clock import system_clock
+from meterbox.outbox.clock import system_clock
 from meterbox.config import Config
 from meterbox.errors import MeterboxError
 
@@ -102,7 +102,7 @@ def _unsent(db: sqlite3.Connection) -> str:
         db.execute("SELECT 1 FROM sent LIMIT 1")
     except sqlite3.DatabaseError:
         return "sent_at IS NULL"
-    from meterbox.store import UNSENT
+    from meterbox.outbox.store import UNSENT
     return UNSENT
 
 
@@ -111,7 +111,7 @@ FIELDS = ("id", "kind", "serial", "topic", "payload", "created", "read_at", "clo
 
 def recover(cfg: Config, damaged: Path) -> tuple[int, int, int]:
     """Copy unsent messages a damaged store still yields into the live store; (recovered, known, lost rows)."""
-    from meterbox.store import Store
+    from meterbox.outbox.store import Store
 
     live = Store(cfg.state_dir / "meterbox.db")
     try:
@@ -226,8 +226,8 @@ def check_clock() -> Iterator[Finding]:
 # ---------------------------------------------------------------------------- broker
 
 def check_broker(cfg: Config) -> Iterator[Finding]:
-    from meterbox.store import Store
-    from meterbox.uplink import explain_tls, tls_context, ways
+    from meterbox.outbox.store import Store
+    from meterbox.uplink.tls import explain_tls, tls_context, ways
 
     up = cfg.uplink
     if not up.host:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import Callable
 
-from meterbox.profiles import loader
-from meterbox.profiles.decoders import DECODERS
-from meterbox.profiles.loader import DeviceRule, MeterRule, Profile, SumRule, TableRule, applies
-from meterbox.reading import Meter
-from meterbox.snapshot import Snapshot, Source, index_key
-from meterbox.snmp import Value, text
+from meterbox.printers.profiles import loader
+from meterbox.printers.profiles.decoders import DECODERS
+from meterbox.printers.profiles.loader import DeviceRule, MeterRule, Profile, SumRule, TableRule, applies
+from meterbox.printers.reading import Meter
+from meterbox.printers.snapshot import Snapshot, Source, index_key
+from meterbox.printers.snmp import Value, text
 
 Add = Callable[[str, int, str, Source], None]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from meterbox.profiles.decoders import DECODERS, KINDS
+from meterbox.printers.profiles.decoders import DECODERS, KINDS
 
 OID = re.compile(r"^\d+(\.\d+)+$")
 PREFIX = re.compile(r"^1\.3\.6\.1\.4\.1\.\d+\.(\d+\.)*$")

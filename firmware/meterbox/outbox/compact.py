@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from meterbox.reading import utc_iso
-from meterbox.store import UNSENT, Store, decode, encode
+from meterbox.printers.reading import utc_iso
+from meterbox.outbox.store import UNSENT, Store, decode, encode
 
 log = logging.getLogger(__name__)
 

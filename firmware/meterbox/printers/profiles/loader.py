@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, Union
 
 from meterbox.errors import ConfigError
-from meterbox.profiles import schema
+from meterbox.printers.profiles import schema
 
 DATA = Path(__file__).with_name("data")
 Value = Union[int, bytes, str]

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from meterbox.reading import Meter
+from meterbox.printers.reading import Meter
 
 log = logging.getLogger(__name__)
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from meterbox.profiles import loader
-from meterbox.profiles.decoders import DECODERS
-from meterbox.profiles.loader import Profile, applies
-from meterbox.reading import Supply
-from meterbox.snapshot import Snapshot, Source, index_key
-from meterbox.snmp import Value, text
+from meterbox.printers.profiles import loader
+from meterbox.printers.profiles.decoders import DECODERS
+from meterbox.printers.profiles.loader import Profile, applies
+from meterbox.printers.reading import Supply
+from meterbox.printers.snapshot import Snapshot, Source, index_key
+from meterbox.printers.snmp import Value, text
 
 
 def supplies(snap: Snapshot, explain: list[Source], profile: Profile | None = None,

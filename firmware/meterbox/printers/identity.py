@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from typing import Iterable
 
-from meterbox.profiles import loader
-from meterbox.profiles.decoders import DECODERS
-from meterbox.profiles.loader import Profile
-from meterbox.reading import Device
-from meterbox.snapshot import Snapshot, Source, index_key
-from meterbox.snmp import Value, text
+from meterbox.printers.profiles import loader
+from meterbox.printers.profiles.decoders import DECODERS
+from meterbox.printers.profiles.loader import Profile
+from meterbox.printers.reading import Device
+from meterbox.printers.snapshot import Snapshot, Source, index_key
+from meterbox.printers.snmp import Value, text
 
 
 _JUNK_SERIAL = re.compile(r"^(0+|x+|unknown|n/?a|none|serial ?number|\?+)$", re.I)

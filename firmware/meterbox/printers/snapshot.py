@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from meterbox.profiles import loader
-from meterbox.snmp import Value
+from meterbox.printers.profiles import loader
+from meterbox.printers.snmp import Value
 
 
 @dataclass(frozen=True)

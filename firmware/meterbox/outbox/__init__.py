@@ -1,0 +1,1 @@
+"""The outbox: the SQLite store that keeps every reading until the broker has it, and the clock."""

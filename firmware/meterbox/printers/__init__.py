@@ -1,0 +1,1 @@
+"""Reading printers: discovery, SNMP, vendor profiles, and what the values mean."""

@@ -1,0 +1,1 @@
+"""The uplink: the one owner of the connection to the vendor broker."""
