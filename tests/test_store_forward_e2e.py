@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import random
 import sqlite3
@@ -21,6 +22,7 @@ import pytest
 from meterbox.printers.reading import Device, Meter, Reading, Supply
 from meterbox.outbox.store import Store
 from support.broker import Broker
+from support.cli import run_cli
 from support.daemon import BOX_ID, BoxConfig, Daemon, PrinterEntry
 from support.pki import Pki
 from support.process import free_udp_port
@@ -233,6 +235,39 @@ def test_a_full_disk_is_one_clear_error_and_nothing_stored_is_lost(
             filler.unlink()
             daemon.wait_log(r"can be written again", timeout=20)
             daemon.wait_status(lambda s: s["backlog"] <= 2, timeout=20)
-        ids = {r[1] for r in stored(state)}
+        rows = stored(state)
+        ids = {r[1] for r in rows if r[4] is not None}   # marked sent: the broker has them
         sub.wait_for(lambda ms: ids <= {m.json["id"] for m in ms}, timeout=20)
+        # The last poll round, stored at the stop, waits in the outbox for the next start.
+        assert len([r for r in rows if r[4] is None]) <= 3, rows[-5:]
         assert len([line for line in daemon.log().splitlines() if "disk is full" in line]) == 1
+
+
+def test_a_paused_box_stays_paused_on_a_read_only_card_and_the_office_keeps_control(
+        tmp_path: Path, printers: Simulator, own_broker: Broker) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with tmpfs(state, "size=4m"):
+        box = BoxConfig(state_dir=state, broker=own_broker,
+                        printers=[PrinterEntry(printers.address, "jetdirect_m130nw")], interval="300ms")
+        config = box.write(tmp_path / "meterbox.toml")
+        with Daemon(config, tmp_path) as daemon:
+            daemon.wait_status(lambda s: bool(s["last_upload"]), timeout=20)
+            assert "paused" in run_cli("pause", "--config", str(config))
+            daemon.wait_log(r"uploads paused")
+        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)   # the card wears out
+        connects_before = own_broker.log().count(f"New client connected")
+        with Daemon(config, tmp_path) as daemon:
+            daemon.wait_log(r"uploads are paused")
+            daemon.wait_log(r"printer VNCRC48198 .*: \d+ meters")
+            status = run_cli("status", "--config", str(config))
+            assert "daemon: running" in status and "PAUSED" in status, status
+            assert json.loads(run_cli("status", "--config", str(config), "--json"))["paused"]
+            assert own_broker.log().count("New client connected") == connects_before  # not even a connect
+            with Subscriber(own_broker) as sub:
+                out = run_cli("resume", "--config", str(config))
+                assert "until the box restarts" in out, out
+                sub.wait_for(lambda ms: any(m.kind == "readings" for m in ms), timeout=20)
+                assert "until the box restarts" in run_cli("pause", "--config", str(config))
+                daemon.wait_log(r"uploads paused: no connection")
+        assert "Traceback" not in daemon.log()

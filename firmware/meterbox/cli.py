@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from meterbox import __version__
 from meterbox.config import Config, Credential, Secret, load, parse_host
@@ -182,7 +182,7 @@ def _config(path: Path) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from meterbox.box.daemon import Daemon
+    from meterbox.box.daemon import Daemon, build
 
     cfg = _config(args.config)
     logging.getLogger().setLevel(cfg.log_level.upper())
@@ -192,26 +192,38 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        daemon = Daemon(cfg)
-        loop.add_signal_handler(signal.SIGUSR1, daemon.discover_now)   # sweep for printers now
-        await daemon.run(stop)
+        parts = build(cfg)
+        loop.add_signal_handler(signal.SIGUSR1, parts.fleet.discover_now)   # sweep for printers now
+        await Daemon(cfg, parts).run(stop)
 
     asyncio.run(go())
     return 0
 
 
-def _store(path: Path) -> Any:
-    from meterbox.outbox.store import Store
-    return Store(_config(path).state_dir / "meterbox.db")
+@contextlib.contextmanager
+def _store(path: Path) -> Iterator[Any]:
+    """The store, read-only (None if there is none yet): looking must not create it, and must work
+    on a read-only card; closed after the command, so no file stays open."""
+    from meterbox.outbox.store import Store, StoreMissing
+
+    cfg = _config(path)
+    try:
+        store = Store.reader(cfg.state_dir / "meterbox.db")
+    except StoreMissing:
+        store = None
+    try:
+        yield store
+    finally:
+        if store is not None:
+            store.close()
 
 
 def cmd_sent(args: argparse.Namespace) -> int:
-    store = _store(args.config)
-    messages = store.sent(args.limit, args.serial)
+    with _store(args.config) as store:
+        messages = store.sent(args.limit, args.serial) if store else []
     if args.json:
-        for m in messages:
-            print(json.dumps({"sent_at": utc_iso(m.sent_at or 0), "topic": m.topic,
-                              "payload": json.loads(m.wire())}, ensure_ascii=False))
+        print(json.dumps([{"sent_at": utc_iso(m.sent_at or 0), "topic": m.topic, "payload": json.loads(m.wire())}
+                          for m in messages], ensure_ascii=False, indent=2))
         return 0
     if not messages:
         print("nothing has been sent yet")
@@ -221,30 +233,63 @@ def cmd_sent(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    store = _store(args.config)
-    printers = store.printers()
-    summary = {"paused": store.state("paused") == "1", "backlog": store.backlog(),
-               "last_upload": _when(store.last_upload()), "last_error": store.state("last_error"),
-               "printers": printers, "meters_held": json.loads(store.state("meters_held") or "[]"),
-               "waiting_for_clock": store.held()}
+    from meterbox.box import live
+    from meterbox.box.pause import PauseSwitch
+
+    cfg = _config(args.config)
+    running = live.read(cfg.runtime_dir)
+    pause = PauseSwitch(cfg.state_dir, cfg.runtime_dir)
+    with _store(args.config) as store:
+        have_store = store is not None
+        summary = {"daemon": "running" if running else "not running", "paused": pause.paused,
+                   "paused_since": pause.since(), "backlog": store.backlog() if store else 0,
+                   "last_upload": _when(store.last_upload() if store else None),
+                   "last_error": store.state("last_error") if store else None,
+                   "printers": store.printers() if store else [],
+                   "meters_held": json.loads((store.state("meters_held") if store else None) or "[]"),
+                   "waiting_for_clock": store.held() if store else 0, "live": running}
+    if running and running.get("uplink_error") is not None:
+        summary["last_error"] = running["uplink_error"]
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
         return 0
-    print(f"uploads: {'PAUSED' if summary['paused'] else 'on'}   backlog: {summary['backlog']}   "
-          f"last upload: {summary['last_upload'] or 'never'}")
+    print(_status_text(cfg, summary, have_store))
+    return 0
+
+
+def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
+    """`meterbox status` for a person at a terminal."""
+    live = summary["live"]
+    lines = []
+    if live:
+        lines.append(f"daemon: running (pid {live['pid']}); {'connected to the vendor' if live.get('connected') else 'not connected'}")
+        if live.get("store_error"):
+            lines.append(f"store problem: {live['store_error']}; {live.get('in_memory', 0)} readings kept in memory")
+    else:
+        lines.append("daemon: NOT running; start it with `systemctl start meterbox` (what follows is from the store)")
+    if not have_store:
+        lines.append(f"no store yet at {cfg.state_dir / 'meterbox.db'}: the daemon makes it when it first runs")
+    lines.append(f"uploads: {'PAUSED (' + (summary['paused_since'] or '') + ')' if summary['paused'] else 'on'}   "
+                 f"backlog: {summary['backlog']}   last upload: {summary['last_upload'] or 'never'}")
     if summary["last_error"]:
-        print(f"last error: {summary['last_error']}")
+        lines.append(f"last error: {summary['last_error']}")
     if summary["waiting_for_clock"]:
-        print(f"{summary['waiting_for_clock']} readings wait for the clock to synchronise (their time is "
-              "corrected then); `meterbox doctor` checks the clock")
+        lines.append(f"{summary['waiting_for_clock']} readings wait for the clock to synchronise (their time is "
+                     "corrected then); allow NTP (UDP 123) to the internet; `meterbox doctor` checks the clock")
     for held in summary["meters_held"]:
-        print(f"held back: printer {held['serial']} {held['meter']}: {held['reason']}")
-    print(f"{len(printers)} printers")
+        lines.append(f"held back: printer {held['serial']} {held['meter']}: {held['reason']}")
+    printers = summary["printers"]
+    configured = len(cfg.printers)
+    count = f"{len(printers)} printer{'' if len(printers) == 1 else 's'} polled"
+    if configured and len(printers) < configured:
+        count += f" ({configured} configured; the others not polled yet)"
+    lines.append(count)
     for p in printers:
         state = "ok" if not p["last_error"] else p["last_error"]
         name = f"{p['manufacturer'] or ''} {p['model'] or ''}".strip() or "?"
-        print(f"  {p['address']:<22} {p['serial'] or '-':<16} {name:<32} last poll {_when(p['last_poll']) or 'never'}: {state}")
-    return 0
+        lines.append(f"  {p['address']:<22} {p['serial'] or '-':<16} {name:<32} "
+                     f"last poll {_when(p['last_poll']) or 'never'}: {state}")
+    return "\n".join(lines)
 
 
 def _when(value: Any) -> str | None:
@@ -274,18 +319,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _pause_switch(args: argparse.Namespace) -> Any:
+    from meterbox.box.pause import PauseSwitch
+
+    cfg = _config(args.config)
+    return PauseSwitch(cfg.state_dir, cfg.runtime_dir)
+
+
 def cmd_pause(args: argparse.Namespace) -> int:
-    store = _store(args.config)
-    store.set_state("paused", "1")
-    store.set_state("paused_at", utc_iso(time.time()))
-    print("uploads paused: the box will not contact the vendor until `meterbox resume`")
+    print(_pause_switch(args).set(True, "`meterbox pause`"))
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    store = _store(args.config)
-    store.set_state("paused", None)
-    print(f"uploads resumed; {store.backlog()} readings waiting will be sent")
+    text = _pause_switch(args).set(False, "`meterbox resume`")
+    with _store(args.config) as store:
+        waiting = store.backlog() if store else 0
+    print(f"{text}; {waiting} message{'' if waiting == 1 else 's'} waiting will be sent")
     return 0
 
 

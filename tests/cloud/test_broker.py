@@ -56,7 +56,10 @@ def test_a_revoked_box_is_refused_by_the_api_and_the_broker(vendor: Vendor, work
     assert "now refuses" in revoked.stdout, revoked.stdout
     with pytest.raises(EnrollError, match="revoked"):
         client.enroll(make_key_csr(identity.folder))
-    # After the reload (SIGHUP) the certificate no longer gets in ...
+    # After the reload (SIGHUP, handled by Mosquitto's main loop a moment later) the certificate
+    # no longer gets in ...
+    wait_for(lambda: "Reloading config" in (vendor.broker_dir / "mosquitto.log").read_text(), 10,
+             "the broker to reload its configuration and CRL")
     again = vendor.mqtt_client(work / "box.crt", identity.folder / "box.key", identity.box)
     assert not again.connect()
     again.client.loop_stop()

@@ -23,6 +23,7 @@ from .pki import CertPair
 from .process import log_tail, spawn, terminate
 
 BOX_ID = "MB-7F3A9C"
+STOP_TIMEOUT = 5.0   # the daemon stops in under 2 s; this leaves room for a loaded CI machine
 
 
 @dataclass
@@ -49,7 +50,8 @@ class BoxConfig:
     port: int | None = None      # the broker port to write (default: the broker's MQTT port)
 
     def write(self, path: Path) -> Path:
-        lines = ["[box]", f'id = "{self.box_id}"', f'state_dir = "{self.state_dir}"', "",
+        lines = ["[box]", f'id = "{self.box_id}"', f'state_dir = "{self.state_dir}"',
+                 f'runtime_dir = "{self.state_dir.parent / (self.state_dir.name + "-run")}"', "",
                  "[poll]", f'interval = "{self.interval}"', f'timeout = "{self.timeout}"', "retries = 1", ""]
         for p in self.printers:
             lines += ["[[printers]]", f'host = "{p.address}"', f'community = "{p.community}"', ""]
@@ -86,17 +88,25 @@ class Daemon:
         self.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self.stop(check=kind is None)
 
     def start(self) -> None:
         self.proc = spawn([sys.executable, "-m", "meterbox", "run", "--config", str(self.config)], self.log_path,
                           env={"METERBOX_CLOCK_FILE": str(self.clock_path)})
 
-    def stop(self) -> None:
+    def stop(self, check: bool = True) -> None:
+        """SIGTERM, as systemd stops it. A daemon that must be killed fails the test (CHECK)."""
         if self.proc is not None:
-            terminate(self.proc, signal.SIGTERM)
+            started = time.monotonic()
+            forced = terminate(self.proc, signal.SIGTERM, timeout=STOP_TIMEOUT)
             self.proc = None
+            if check and forced:
+                raise AssertionError(f"the daemon ignored SIGTERM for {STOP_TIMEOUT:g} s and was killed "
+                                     f"(systemd would have to force it):\n{log_tail(self.log_path, 30)}")
+            if check and "meterbox stopped" not in self.log():
+                raise AssertionError(f"the daemon did not say that it stopped ({time.monotonic() - started:.1f} s):"
+                                     f"\n{log_tail(self.log_path, 30)}")
 
     def kill(self) -> None:
         """SIGKILL: as abrupt as a power cut for the process."""

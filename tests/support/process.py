@@ -51,8 +51,12 @@ def spawn(
         )
 
 
-def terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-    """Send ``sig`` to the process group, then SIGKILL it if it has not exited in time."""
+def terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 10.0) -> bool:
+    """Send ``sig`` to the process group, then SIGKILL it if it has not exited in time.
+
+    Returns True when the leader had to be killed (it ignored ``sig`` for ``timeout`` seconds).
+    """
+    forced = False
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, sig)
@@ -61,13 +65,14 @@ def terminate(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            pass
+            forced = sig != signal.SIGKILL
     # Whatever the leader did, nothing of the group may survive it.
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
     proc.wait()
+    return forced
 
 
 def log_tail(log_path: Path, lines: int = 30) -> str:

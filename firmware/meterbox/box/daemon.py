@@ -1,464 +1,250 @@
-"""The daemon: one poller per printer, the store first, the uplink last.
+"""The daemon: wiring only. Parts are built outside (`build`) and passed in, each with one job.
 
-Pollers start at random offsets and never stop each other; a reading is committed to
-the store before anything else sees it; the pump moves outbox rows to the uplink in
-a bounded window and marks them sent only on PUBACK.
+  printers (Fleet: pollers, health, discovery)  --readings-->  CommitBuffer  --commit-->  store thread
+  Pump: outbox rows -> Uplink (the one owner of the MQTT socket); PUBACKs -> CommitBuffer
+  Timekeeper: dates trusted, held or corrected;  Heartbeat: the box's health on the status topic
+  PauseSwitch: the one owner of pause (button, CLI, page)
+
+No part reaches into another's attributes; they talk through the callables given here.
+Every SQLite call runs on the store's own thread, so the event loop is never blocked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import contextlib
-import dataclasses
 import logging
-import random
 import time
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from meterbox.outbox.clock import CallableClock, Clock, system_clock
-from meterbox.outbox.compact import compact
-from meterbox.config import Config, PrinterTarget
-from meterbox.printers.discovery import Discovery, Found
-from meterbox.errors import MeterboxError, StoreError
-from meterbox.printers.poll import Hint, read_printer
-from meterbox import __version__
-from meterbox.printers.reading import Device, Meter, Reading
-from meterbox.printers.snmp import SnmpClient, Target
-from meterbox.outbox.store import open_store
-from meterbox.uplink.mqtt import Uplink
+from meterbox.config import Config
+from meterbox.errors import StoreError, UplinkError
+from meterbox.box import live
+from meterbox.box.pause import PauseSwitch
+from meterbox.outbox.clock import Clock, system_clock
+from meterbox.outbox.commits import CommitBuffer
+from meterbox.outbox.history import StoreHistory
+from meterbox.outbox.store import Store, open_store
+from meterbox.outbox.timekeeper import Timekeeper, human
+from meterbox.outbox.worker import StoreWorker
+from meterbox.printers.fleet import Fleet
+from meterbox.printers.poller import Context
+from meterbox.printers.reading import Reading
+from meterbox.printers.snmp import SnmpClient
 from meterbox.printers.validate import Validator
+from meterbox.uplink.heartbeat import Heartbeat
+from meterbox.uplink.mqtt import Uplink
+from meterbox.uplink.pump import Pump
 
 log = logging.getLogger(__name__)
 
-PUMP_INTERVAL = 1.0  # the pump is woken by commits, PUBACKs and connects; this only catches `meterbox pause`
-STORE_FLUSH = 0.5  # readings of one poll round are committed together (group commit)
-LOST_PRINTER_SWEEP = 600.0  # a found printer stopped answering (DHCP?): sweep again this soon
-ACK_FLUSH = 1.0  # PUBACKs are committed in batches: fewer writes; a crash only causes a resend (same id)
-CLOCK_HOLD = 3600.0  # readings wait this long for a clock sync before they are sent marked "unsynced"
-MEMORY_LIMIT = 10_000  # readings kept in memory while the store cannot be written
+STOP_BUDGET = 1.5     # seconds a stop may take in all (systemd must never have to kill us)
+LIVE_INTERVAL = 1.0   # the live status is written at most this often
 
 
-NOT_ENROLLED = "not enrolled: shown here only, nothing about it is sent (see [enroll] in the config)"
+@dataclass
+class Parts:
+    """Everything the daemon runs, built by `build` (or by a test, from real parts)."""
+
+    db: StoreWorker
+    pause: PauseSwitch
+    timekeeper: Timekeeper
+    commits: CommitBuffer
+    validator: Validator
+    snmp: SnmpClient
+    fleet: Fleet
+    uplink: Uplink | None
+    pump: Pump | None
+    heartbeat: Heartbeat | None
+    hooks: Hooks
 
 
-class Poller:
-    """Polls one configured address; logs changes of health, not every failure."""
-
-    def __init__(self, daemon: "Daemon", target: Target) -> None:
-        self.daemon = daemon
-        self.target = target
-        self.hint = Hint()
-        self.healthy: bool | None = None
-        self.serial: str | None = None
-        self.polls = 0
-
-    async def poll_once(self) -> None:
-        d = self.daemon
-        synced = d.timekeeper.synced()  # before the read: a sync during it must not vouch for its time
-        try:
-            result = await read_printer(d.snmp, self.target, self.hint, clock=d.clock)
-        except MeterboxError as err:
-            if self.healthy is not False:
-                log.warning("printer at %s: %s; will retry every %s", self.target.address,
-                            _first_clause(err), _human(d.cfg.poll.interval), extra={"PRINTER_ADDRESS": self.target.address})
-                log.debug("printer at %s: %s", self.target.address, err)
-            self.healthy = False
-            d.store.printer_polled(self.target.address, None, str(err))
-            return
-        device, reading = result.device, result.reading
-        if not device.serial:
-            if self.healthy is not False:
-                log.warning("printer at %s (%s %s) reports no serial number; it is shown in "
-                            "`meterbox status` but not reported", self.target.address,
-                            device.manufacturer or "?", device.model or "?")
-            self.healthy = False
-            d.store.printer_polled(self.target.address, None, "no serial number")
-            return
-        if self.serial and device.serial != self.serial:
-            log.warning("printer at %s is now serial %s (was %s): a different printer; "
-                        "its history starts anew", self.target.address, device.serial, self.serial)
-        elif self.healthy is False:
-            log.info("printer %s at %s reachable again", device.serial, self.target.address)
-        elif self.healthy is None:
-            log.info("printer %s (%s %s) at %s: %d meters, %d supplies", device.serial,
-                     device.manufacturer or "?", device.model or "?", self.target.address,
-                     len(reading.meters), len(reading.supplies), extra={"PRINTER_SERIAL": device.serial})
-        self.healthy = True
-        if not d.validator.knows(device.serial):  # after a restart: continue from the stored history
-            d.validator.seed(device.serial, (Meter(m["name"], m["value"], m["unit"])
-                                             for m in d.store.last_meters(device.serial)))
-        self.serial = device.serial
-        self.polls += 1
-        reading.meters, _ = d.validator.check(device.serial, reading.meters)
-        d.note_meter_events()
-        d.stamp(reading, synced)
-        if not d.cfg.enroll.allows(device.serial):
-            # The office did not enroll it: shown locally, and nothing about it leaves the box.
-            d.store.printer_polled(self.target.address, device.serial, NOT_ENROLLED)
-            return
-        d.to_store.append((device, reading))
-        d.store.printer_polled(self.target.address, device.serial, None)
+def build(cfg: Config, clock: Clock | None = None) -> Parts:
+    """The parts for CFG, wired to each other through small callables."""
+    db = StoreWorker(open_store(cfg.state_dir / "meterbox.db"))
+    timekeeper = Timekeeper(clock or system_clock(), db)
+    hooks = Hooks()
+    uplink = (Uplink(cfg.uplink, cfg.box_id, on_ack=hooks.wake, on_state=hooks.uplink_state)
+              if cfg.uplink.host else None)
+    commits = CommitBuffer(db, cfg.box_id, max_bytes=cfg.store.max_bytes, ack_batch=cfg.uplink.in_flight // 2,
+                           on_stored=hooks.stored, in_flight=uplink.flying if uplink else set)
+    validator = Validator()
+    snmp = SnmpClient()
+    ctx = Context(snmp=snmp, validator=validator, timekeeper=timekeeper, sink=commits, history=StoreHistory(db),
+                  enrolled=cfg.enroll.allows, interval=cfg.poll.interval, on_meter_events=hooks.meter_events)
+    fleet = Fleet(cfg, ctx)
+    pump = Pump(uplink, db, commits, timekeeper) if uplink else None
+    heartbeat = (Heartbeat(db, cfg.box_id, cfg.uplink.heartbeat, synced=timekeeper.synced,
+                           printers=fleet.counts, wake=hooks.wake) if uplink else None)
+    parts = Parts(db, PauseSwitch(cfg.state_dir, cfg.runtime_dir), timekeeper, commits, validator, snmp, fleet,
+                  uplink, pump, heartbeat, hooks)
+    hooks.parts = parts
+    return parts
 
 
-def _first_clause(err: Exception) -> str:
-    text = str(err)
-    return text.split(": ", 1)[1] if text.startswith("printer at ") and ": " in text else text
+class Hooks:
+    """The callables parts were given before the daemon existed; they act once it does."""
 
+    parts: Parts | None = None
+    daemon: Daemon | None = None
 
-def _human(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{seconds / 3600:g}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{seconds / 60:g}m"
-    return f"{seconds:g}s"
+    def wake(self) -> None:
+        if self.parts and self.parts.pump:
+            self.parts.pump.wake()
 
+    def stored(self, readings: list[Reading]) -> None:
+        if self.parts:
+            self.parts.timekeeper.stored(readings)
+        self.wake()
 
-def target_of(p: PrinterTarget, cfg: Config) -> Target:
-    return Target(p.host, p.port, p.credential, timeout=cfg.poll.timeout, retries=cfg.poll.retries)
+    def uplink_state(self, err: UplinkError | None) -> None:
+        if self.daemon:
+            self.daemon.uplink_state(err)
+        if err is None:
+            self.wake()  # connected: the backlog may go now
+
+    async def meter_events(self) -> None:
+        if self.daemon:
+            await self.daemon.note_meter_events()
 
 
 class Daemon:
-    """Everything `meterbox run` does, startable and stoppable from tests."""
+    """Everything `meterbox run` does: `await Daemon(cfg, build(cfg)).run(stop)`."""
 
-    def __init__(self, cfg: Config, clock: Clock | Callable[[], float] | None = None) -> None:
+    def __init__(self, cfg: Config, parts: Parts, *, on_ready: Callable[[], None] = lambda: None,
+                 on_status: Callable[[str], None] = lambda text: None) -> None:
         self.cfg = cfg
-        self.timekeeper = clock if isinstance(clock, Clock) else (
-            CallableClock(clock) if clock is not None else system_clock())
-        self.clock: Callable[[], float] = self.timekeeper.now
-        self.store = open_store(cfg.state_dir / "meterbox.db")
-        self.store_error: str | None = None   # the store's current write failure, logged once
-        self._fresh_after: int | None = None  # last seq stored when the uplink (re)connected
-        self._connections = 0
-        self._held = True                     # there may be readings waiting for a clock sync
-        self._settled = 0.0
-        self._wake = asyncio.Event()
-        self.snmp = SnmpClient()
-        self.uplink = Uplink(cfg.uplink, cfg.box_id) if cfg.uplink.host else None
-        self.pollers = [Poller(self, target_of(p, cfg)) for p in cfg.printers]
-        self.readings_stored = 0
-        self.to_store: list[tuple[Device, Reading]] = []
-        self.validator = Validator()
-        self._held_text: str | None = self.store.state("meters_held")
-        self._last_uplink_error: str | None = None
-        self._acked: list[str] = []
-        self._flushed = time.monotonic()
-        self._gate = asyncio.Semaphore(max(cfg.poll.concurrency, 1))
+        self.parts = parts
+        self.on_ready = on_ready          # systemd READY=1
+        self.on_status = on_status        # systemd STATUS=
+        self.uplink_error: str | None = None
+        self._held_text: str | None = None
+        self._live: dict[str, Any] = {}
+        self._live_dirty = asyncio.Event()
+        parts.hooks.daemon = self
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll and upload until STOP is set."""
-        if self.uplink:
-            if self.store.state("paused") == "1":
-                self.uplink.pause()
-                log.info("uploads are paused (since %s); `meterbox resume` turns them back on",
-                         self.store.state("paused_at") or "earlier")
-            self.uplink.start()
+        """Poll and upload until STOP is set; then stop within STOP_BUDGET."""
+        p = self.parts
+        self._held_text = await p.db.call(Store.state, "meters_held")
+        self.uplink_error = await p.db.call(Store.state, "last_error")
         log.info("meterbox %s polling %d printers every %s; %d readings waiting to be sent",
-                 self.cfg.box_id, len(self.pollers), _human(self.cfg.poll.interval), self.store.backlog())
-        if not self.timekeeper.synced():
-            log.warning("the clock is not synchronised yet: readings are held until it is (at most %s), "
-                        "then sent with their time corrected; check NTP (UDP 123) if this lasts",
-                        _human(CLOCK_HOLD))
-        self._settle_clock(force=True)
-        if self.uplink:
-            loop = asyncio.get_running_loop()
-
-            def wake() -> None:  # from paho's thread: a PUBACK opens the window
-                loop.call_soon_threadsafe(self._wake.set)
-            self.uplink.on_ack = wake
-
-            def on_error(err: Exception | None) -> None:  # from paho's thread
-                loop.call_soon_threadsafe(self._uplink_error, err)
-            self.uplink.on_error = on_error
-        tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
-        tasks.append(asyncio.create_task(self._store_loop(), name="store"))
-        if self.uplink:
-            tasks.append(asyncio.create_task(self._pump_loop(), name="pump"))
-        if self.uplink:
-            tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
-        self._start_discovery(tasks)
+                 self.cfg.box_id, len(p.fleet.pollers), human(self.cfg.poll.interval),
+                 await p.db.call(Store.backlog))
+        p.timekeeper.warn_if_unsynced()
+        await p.timekeeper.settle(force=True)
+        tasks = [asyncio.create_task(p.fleet.run(), name="printers"),
+                 asyncio.create_task(p.commits.run(), name="commits"),
+                 asyncio.create_task(p.pause.watch(self._pause_changed), name="pause"),
+                 asyncio.create_task(self._live_loop(), name="live")]
+        if p.uplink and p.pump and p.heartbeat:
+            if p.pause.paused:
+                p.uplink.pause()
+                log.info("uploads are paused (%s); `meterbox resume` turns them back on",
+                         p.pause.since() or "earlier")
+            tasks += [asyncio.create_task(p.uplink.run(), name="uplink"),
+                      asyncio.create_task(p.pump.run(), name="pump"),
+                      asyncio.create_task(p.heartbeat.run(), name="heartbeat")]
+        self.on_ready()
         try:
             await stop.wait()
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self._flush_readings()
-            if self.uplink:
-                self._pump_once()
-                self.uplink.stop()
-                self._pump_once()
-            self.snmp.close()
-            self.store.close()
+            await self._stop(tasks)
 
-    async def _poll_loop(self, poller: Poller) -> None:
-        interval = self.cfg.poll.interval
-        await asyncio.sleep(random.uniform(0, min(interval, 1.0)))  # spread the first polls
-        while True:
-            started = time.monotonic()
-            async with self._gate:
-                try:
-                    await poller.poll_once()
-                except StoreError as err:
-                    self._store_failed(err)
-                except Exception:  # one printer's surprise must not stop the others
-                    log.exception("printer at %s: unexpected error while polling; will retry",
-                                  poller.target.address)
-            await asyncio.sleep(max(interval - (time.monotonic() - started), 0.0))
+    async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Polls end, the uplink says goodbye (no new window), what waits is committed; all within budget."""
+        p = self.parts
+        started = time.monotonic()
 
-    def note_meter_events(self) -> None:
-        """Keep what is held back or missing where `meterbox status` shows it (written on change only)."""
-        held = [{"serial": e.serial, "meter": e.meter, "kind": e.kind, "reason": e.reason}
-                for e in self.validator.open_events()]
-        text = json.dumps(held, ensure_ascii=False) if held else None
-        if text != self._held_text:  # compared in memory: no SQLite read per poll
+        def left() -> float:
+            return max(STOP_BUDGET - (time.monotonic() - started), 0.05)
+
+        tasks[0].cancel()                               # the printers first: nothing new comes in
+        if p.pump and p.uplink:
+            p.pump.stopping = True
             try:
-                self.store.set_state("meters_held", text)
-                self._held_text = text
-            except StoreError as err:
-                self._store_failed(err)
-
-    async def _store_loop(self) -> None:
-        while True:
-            await asyncio.sleep(STORE_FLUSH)
-            self._flush_readings()
-
-    def _flush_readings(self) -> None:
-        """Commit the readings polled since the last flush, and the PUBACKs meanwhile, in one commit.
-
-        If the store cannot be written, readings stay in memory (up to MEMORY_LIMIT) and are
-        committed when it can again; the error is logged once, not every flush.
-        """
-        if not self.to_store:
-            return
-        batch, self.to_store = self.to_store, []
-        acked = list(self._acked)
-        try:
-            self.store.add_readings(self.cfg.box_id, batch, sent=acked)
-        except StoreError as err:
-            self._store_failed(err)
-            self.to_store = batch + self.to_store
-            if len(self.to_store) > MEMORY_LIMIT:
-                dropped = len(self.to_store) - MEMORY_LIMIT
-                del self.to_store[:dropped]
-                log.error("store still cannot be written: %d oldest readings in memory dropped "
-                          "(%d kept)", dropped, MEMORY_LIMIT)
-            return
-        self._store_ok()
-        del self._acked[:len(acked)]
-        self._flushed = time.monotonic()
-        self.readings_stored += len(batch)
-        if any(r.clock == "held" for _, r in batch):
-            self._held = True
-        self._wake.set()
-        self._compact()
-
-    def stamp(self, reading: Reading, synced: bool) -> None:
-        """Mark a fresh reading's time as trusted, or held for correction once the clock syncs."""
-        clock = self.timekeeper
-        reading.boot = clock.boot()
-        # The monotonic time of the reading itself, not of now: the poll took a moment.
-        reading.mono = clock.monotonic() - max(clock.now() - reading.read_at, 0.0)
-        reading.clock = "ntp" if synced else "held"
-
-    def _settle_clock(self, force: bool = False) -> None:
-        """Correct held readings once the clock has synced; release those that never can be."""
-        if not (self._held or force):
-            return
-        clock = self.timekeeper
-        synced = clock.synced()
-        # At once when the clock has synced (before anything newer is sent); else once a second.
-        if not (force or synced) and time.monotonic() - self._settled < 1.0:
-            return
-        self._settled = time.monotonic()
-        corrected, released = self.store.settle_clock(boot=clock.boot(), synced=synced, now=clock.now(),
-                                                      mono=clock.monotonic(), hold=CLOCK_HOLD)
-        if corrected:
-            log.info("clock synchronised: the time of %d readings taken before was corrected", corrected)
-        if released:
-            log.warning("%d readings whose time cannot be established (taken before a restart of the box, "
-                        "or the clock did not sync within %s) are sent marked \"unsynced\"",
-                        released, _human(CLOCK_HOLD))
-        self._held = not synced and self.store.held() > 0
-
-    def _compact(self) -> None:
-        flying = self.uplink.flying() if self.uplink else set()
-        compact(self.store, self.cfg.store.max_bytes, protect=flying | set(self._acked))
-
-    async def _heartbeat_loop(self) -> None:
-        """The box's health for the vendor (status topic): no addresses, only counts and versions."""
-        while True:
-            serials = {p.serial for p in self.pollers if p.serial and p.healthy}
-            # No timestamp: before NTP the box's clock is not to be trusted; the broker knows when.
-            body = {"firmware": __version__, "clock": "ntp" if self.timekeeper.synced() else "unsynced",
-                    "backlog": self.store.backlog(),
-                    "printers_seen": len(serials),
-                    "printers_reported": sum(1 for s in serials if self.cfg.enroll.allows(s))}
-            try:
-                self.store.add_status(self.cfg.box_id, body)
-                self._wake.set()
-            except StoreError as err:
-                self._store_failed(err)
-            await asyncio.sleep(self.cfg.uplink.heartbeat)
-
-    def _uplink_error(self, err: Exception | None) -> None:
-        """The uplink's current error (or None once connected), for `meterbox status`."""
-        text = str(err) if err else None
-        if err is None:
-            self._wake.set()  # connected: the backlog may go now
-        if text != self._last_uplink_error:
-            self._last_uplink_error = text
-            try:
-                self.store.set_state("last_error", text)
-            except StoreError as store_err:
-                self._store_failed(store_err)
-
-    def _store_failed(self, err: StoreError) -> None:
-        if self.store_error != str(err):
-            log.error("%s", err)
-        self.store_error = str(err)
-
-    def _store_ok(self) -> None:
-        if self.store_error is not None:
-            log.info("store %s can be written again; %d readings kept in memory are stored",
-                     self.store.path, len(self.to_store))
-        self.store_error = None
-
-    async def _pump_loop(self) -> None:
-        while True:
-            try:
-                self._pump_once(flush=time.monotonic() - self._flushed >= ACK_FLUSH)
-            except StoreError as err:
-                self._store_failed(err)
-            except Exception:
-                log.exception("uplink pump: unexpected error; will retry")
-            # Woken by a PUBACK or a commit, so a backlog drains as fast as the broker acknowledges.
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), PUMP_INTERVAL)
+                await asyncio.wait_for(p.uplink.close(timeout=min(0.5, left())), left())
             except asyncio.TimeoutError:
                 pass
-
-    def _pump_once(self, flush: bool = True) -> None:
-        assert self.uplink is not None
-        self._acked.extend(self.uplink.take_acked())
-        # While draining a backlog, half a window of PUBACKs is worth a commit of its own.
-        if self._acked and (flush or len(self._acked) >= max(self.cfg.uplink.in_flight // 2, 1)):
-            acked = list(self._acked)
-            self.store.mark_sent(acked)
-            del self._acked[:len(acked)]
-            self._flushed = time.monotonic()
-            self._store_ok()
-        elif flush:
-            self._flushed = time.monotonic()
-        self._settle_clock()
-        if self.uplink.connections != self._connections:
-            self._connections = self.uplink.connections
-            self._fresh_after = self.store.last_seq()
-        paused = self.store.state("paused") == "1"
-        if paused and not self.uplink.paused:
-            log.info("uploads paused: no connection to the vendor until resumed")
-            self.uplink.pause()
-        elif not paused and self.uplink.paused:
-            log.info("uploads resumed; %d readings waiting", self.store.backlog())
-            self.uplink.resume()
-        window = self.uplink.window()
-        if window:
-            for message in self.store.pending(window, exclude=self.uplink.flying() | set(self._acked),
-                                              fresh_after=self._fresh_after):
-                if not self.uplink.publish(message):
-                    break
-
-    # -- discovery: printers found by serial get pollers (discovery.py) --------------------
-
-    def discovery_enabled(self) -> bool:
-        """[discovery] enabled, or by default: on when no [[printers]] are listed."""
-        enabled = self.cfg.discovery.enabled
-        return not self.cfg.printers if enabled is None else enabled
-
-    def _start_discovery(self, tasks: list[asyncio.Task[None]]) -> None:
-        """Sweep now and on schedule; pollers of found printers join TASKS, so run() stops them."""
-        self._sweep_asked = asyncio.Event()
-        self._found: dict[str, tuple[Poller, asyncio.Task[None]]] = {}    # serial -> its poller
-        self._tasks = tasks
-        if self.discovery_enabled():
-            tasks.append(asyncio.create_task(self._discovery_loop(), name="discovery"))
-
-    def discover_now(self) -> None:
-        """On demand (SIGUSR1): sweep at once, or right after the sweep that is running."""
-        if hasattr(self, "_sweep_asked"):
-            self._sweep_asked.set()
-
-    async def _discovery_loop(self) -> None:
-        client = SnmpClient()
-        finder = Discovery(client, self.cfg.credentials, self.cfg.discovery, poll_timeout=self.cfg.poll.timeout)
+            p.commits.acked(p.uplink.take_acked())
+        for task in tasks[1:]:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=left())
         try:
-            while True:
-                self._sweep_asked.clear()
-                try:
-                    self.adopt((await finder.sweep()).printers)
-                except StoreError as err:
-                    self._store_failed(err)
-                except Exception:  # a surprise in one sweep must not end discovery
-                    log.exception("discovery: unexpected error during the sweep; will sweep again")
-                lost = any(p.healthy is False for p, _ in self._found.values())
-                wait = min(self.cfg.discovery.interval, LOST_PRINTER_SWEEP) if lost else self.cfg.discovery.interval
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._sweep_asked.wait(), wait)
-        finally:
-            client.close()
+            await asyncio.wait_for(p.commits.flush(), left())
+        except asyncio.TimeoutError:
+            log.warning("stop: the store did not take the last %d readings in time; they are lost",
+                        len(p.commits.readings))
+        p.snmp.close()
+        p.db.close(timeout=left())
+        log.info("meterbox stopped in %.1f s; %d readings stored since start", time.monotonic() - started,
+                 p.commits.stored)
 
-    def adopt(self, found: Iterable[Found]) -> None:
-        """One poller per serial: a known serial at a new address keeps its poller (its history
-        goes on); a new serial gets a new poller, even at the address of a printer now gone."""
-        found = [f for f in found if self._wanted(f)]
-        for item in found:
-            if item.serial in self._found:
-                self._move(self._found[item.serial][0], item)
-            else:
-                self._add_poller(item)
-        present = {item.serial for item in found}
-        for item in found:
-            for serial, (poller, _) in list(self._found.items()):
-                if serial not in present and (poller.target.host, poller.target.port) == (item.host, item.port):
-                    log.info("printer at %s is now %s (was %s): a different printer; %s keeps its history",
-                             item.address, item.serial, serial, serial)
-                    self._retire(serial)
-
-    def _wanted(self, item: Found) -> bool:
-        """Printers listed under [[printers]] are polled as listed; printers without serial cannot be followed."""
-        if item.serial is None:
-            log.debug("printer at %s reports no serial number: not polled (list it under [[printers]] "
-                      "to see it in `meterbox status`)", item.address)
-            return False
-        listed = [p for p in self.pollers if all(p is not q for q, _ in self._found.values())]
-        return not any(p.serial == item.serial or (p.target.host, p.target.port) == (item.host, item.port)
-                       for p in listed)
-
-    def _add_poller(self, item: Found) -> None:
-        target = Target(item.host, item.port, item.credential, timeout=self.cfg.poll.timeout,
-                        retries=self.cfg.poll.retries)
-        poller = Poller(self, target)
-        poller.serial = item.serial
-        task = asyncio.create_task(self._poll_loop(poller), name=f"poll {target.address}")
-        self.pollers.append(poller)
-        self._tasks.append(task)
-        self._found[item.serial or ""] = (poller, task)
-        log.info("found printer %s (%s %s) at %s, %s", item.serial, item.device.manufacturer or "?",
-                 item.device.model or "?", item.address, item.credential.describe(),
-                 extra={"PRINTER_SERIAL": item.serial})
-
-    def _move(self, poller: Poller, item: Found) -> None:
-        old = poller.target
-        if (old.host, old.port, old.credential) == (item.host, item.port, item.credential):
+    def _pause_changed(self, paused: bool) -> None:
+        """The button, the CLI or the page changed the pause switch."""
+        p = self.parts
+        if p.uplink is None:
             return
-        poller.target = dataclasses.replace(old, host=item.host, port=item.port, credential=item.credential)
-        if (old.host, old.port) != (item.host, item.port):
-            log.info("printer %s moved from %s to %s; same printer, its history goes on",
-                     item.serial, old.address, poller.target.address, extra={"PRINTER_SERIAL": item.serial})
-            self.store.forget_address(old.address)
+        if paused:
+            p.uplink.pause()
+            log.info("uploads paused: no connection to the vendor until resumed",
+                     extra={"METERBOX_EVENT": "paused"})
+        else:
+            p.uplink.resume()
+            if p.pump:
+                p.pump.wake()
+            log.info("uploads resumed", extra={"METERBOX_EVENT": "resumed"})
+        self._live_dirty.set()
 
-    def _retire(self, serial: str) -> None:
-        poller, task = self._found.pop(serial)
-        task.cancel()
-        self.pollers.remove(poller)
+    def uplink_state(self, err: UplinkError | None) -> None:
+        """The uplink's current error (None once connected): kept for `meterbox status`."""
+        text = str(err) if err else None
+        if text != self.uplink_error:
+            self.uplink_error = text
+            asyncio.get_running_loop().create_task(self._save_state("last_error", text))
+        self._live_dirty.set()
+
+    async def note_meter_events(self) -> None:
+        """Keep what is held back or missing where `meterbox status` shows it (written on change only)."""
+        held = [{"serial": e.serial, "meter": e.meter, "kind": e.kind, "reason": e.reason}
+                for e in self.parts.validator.open_events()]
+        text = json.dumps(held, ensure_ascii=False) if held else None
+        if text != self._held_text:  # compared in memory: no SQLite per poll
+            self._held_text = text
+            await self._save_state("meters_held", text)
+
+    async def _save_state(self, key: str, value: str | None) -> None:
+        try:
+            await self.parts.db.call(Store.set_state, key, value)
+        except StoreError as err:
+            log.debug("state %s not saved: %s", key, err)
+
+    async def _live_loop(self) -> None:
+        """The live status file and systemd's STATUS= line, rewritten when they change."""
+        while True:
+            status = await self._live_status()
+            if status != self._live:
+                self._live = status
+                live.write(self.cfg.runtime_dir, status)
+                self.on_status(live.sentence(status))
+            self._live_dirty.clear()
+            try:
+                await asyncio.wait_for(self._live_dirty.wait(), LIVE_INTERVAL * 5)
+            except asyncio.TimeoutError:
+                pass
+            await asyncio.sleep(LIVE_INTERVAL)
+
+    async def _live_status(self) -> dict[str, Any]:
+        p = self.parts
+        seen, reported = p.fleet.counts()
+        try:
+            backlog = await p.db.call(Store.backlog)
+            last_upload = await p.db.call(Store.last_upload)
+        except StoreError:
+            backlog, last_upload = None, None
+        return {"box": self.cfg.box_id, "printers": len(p.fleet.pollers), "answering": seen, "reported": reported,
+                "paused": p.pause.paused, "connected": bool(p.uplink and p.uplink.connected_now),
+                "uplink": bool(p.uplink), "uplink_error": self.uplink_error, "store_error": p.commits.error,
+                "in_memory": len(p.commits.readings), "backlog": backlog, "last_upload": last_upload,
+                "clock": "synchronised" if p.timekeeper.synced() else "not synchronised"}

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from meterbox.outbox.clock import system_clock
 from meterbox.config import Config
-from meterbox.errors import MeterboxError
 
 OK, WARN, FAIL = "ok", "WARN", "FAIL"
 EXPIRY_WARNING = 30 * 86400  # renew client certificates this long before they expire
@@ -226,23 +225,15 @@ def check_clock() -> Iterator[Finding]:
 # ---------------------------------------------------------------------------- broker
 
 def check_broker(cfg: Config) -> Iterator[Finding]:
-    from meterbox.outbox.store import Store
+    from meterbox.box.pause import PauseSwitch
     from meterbox.uplink.tls import explain_tls, tls_context, ways
 
     up = cfg.uplink
     if not up.host:
         return
-    path = cfg.state_dir / "meterbox.db"
-    if path.exists():
-        try:
-            store = Store(path)
-            paused = store.state("paused") == "1"
-            store.close()
-        except MeterboxError:
-            paused = False
-        if paused:
-            yield Finding(OK, "broker", "uploads are paused: the broker was not contacted (`meterbox resume`)")
-            return
+    if PauseSwitch(cfg.state_dir, cfg.runtime_dir).read():
+        yield Finding(OK, "broker", "uploads are paused: the broker was not contacted (`meterbox resume`)")
+        return
     results: list[tuple[bool, str]] = []
     for way in ways(up):
         where = way.describe(up.host)

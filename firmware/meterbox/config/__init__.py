@@ -165,6 +165,7 @@ class Config:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     enroll: EnrollConfig = field(default_factory=EnrollConfig)
     log_level: str = "info"
+    runtime_dir: Path = Path("/run/meterbox")   # tmpfs: live status, pause when the state dir is read-only
     path: Path | None = None     # the file it came from, for error messages
 
 
@@ -176,7 +177,7 @@ CREDENTIAL_KEYS = ("version", "community", *V3_ONLY_KEYS)
 ARRAY_TABLES = frozenset({"printers", "credentials"})
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "": ("box", "poll", "printers", "credentials", "uplink", "store", "discovery", "enroll"),
-    "box": ("id", "state_dir", "log_level"),
+    "box": ("id", "state_dir", "runtime_dir", "log_level"),
     "poll": ("interval", "timeout", "retries", "concurrency"),
     "printers": ("host", "port", *CREDENTIAL_KEYS),
     "credentials": CREDENTIAL_KEYS,
@@ -193,6 +194,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_RANGE = 65536                           # addresses in one range: a /16, swept in about a minute
 MIN_V3_KEY = 8                              # RFC 3414: shorter passphrases are refused by agents
 DEFAULT_STATE_DIR = Path("/var/lib/meterbox")
+DEFAULT_RUNTIME_DIR = Path("/run/meterbox")
 _NO_HOST: tuple[str, int | None] = ("", None)
 
 
@@ -813,6 +815,7 @@ def _config(doc: dict[str, Any], reader: _Reader, path: Path) -> Config:
         box_id=box.get("id", _box_id, "", missing='missing; add id = "MB-…" under [box], as printed on the label'),
         state_dir=box.get("state_dir", _path_under(reader.base), DEFAULT_STATE_DIR),
         log_level=box.get("log_level", _choice(LOG_LEVELS, str.lower), "info"),
+        runtime_dir=box.get("runtime_dir", _path_under(reader.base), DEFAULT_RUNTIME_DIR),
         poll=_poll(_section(top, "poll")),
         printers=_printers(_entries(top, "printers")),
         credentials=tuple(_credential(table) for table in _entries(top, "credentials")),

@@ -108,16 +108,3 @@ def system_clock() -> Clock:
     """The clock the daemon uses: the system's, unless METERBOX_CLOCK_FILE names a test clock."""
     path = os.environ.get(CLOCK_FILE_ENV)
     return FileClock(Path(path)) if path else Clock()
-
-
-class CallableClock(Clock):
-    """Wraps a bare `() -> float` (the daemon's old clock argument); counts as synchronised."""
-
-    def __init__(self, now: object) -> None:
-        self._now = now
-
-    def now(self) -> float:
-        return float(self._now())  # type: ignore[operator]
-
-    def synced(self) -> bool:
-        return True

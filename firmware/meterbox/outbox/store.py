@@ -25,7 +25,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from meterbox.errors import StoreError
 from meterbox.printers.reading import Device, Reading, new_id, utc_iso
@@ -73,6 +73,10 @@ CREATE TABLE IF NOT EXISTS printers (   -- local only: addresses never leave the
     last_error TEXT
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS meter_state (  -- the validator's memory per printer: baselines, held and pending values
+    serial TEXT PRIMARY KEY,
+    state  TEXT NOT NULL
+);
 """
 # Added after the first schema; an older store gets them on open.
 NEW_COLUMNS = (("read_at", "REAL"), ("clock", "TEXT"), ("mono", "REAL"), ("boot", "TEXT"))
@@ -159,6 +163,29 @@ class Store:
             raise StoreError(f"store {path}: {err.strerror or err}; check that the state directory "
                              "exists, is writable and the disk is not full") from err
 
+    @classmethod
+    def reader(cls, path: Path) -> Store:
+        """Open an existing store read-only (status, sent): creates nothing, works on a read-only card.
+
+        Raises StoreMissing when there is no store yet.
+        """
+        if not path.exists():
+            raise StoreMissing(f"no store at {path} yet; the daemon makes it when it first runs")
+        store = cls.__new__(cls)
+        store.path, store._polled, store._low = path, {}, 0
+        last: sqlite3.Error | None = None
+        for flags in ("mode=ro", "mode=ro&immutable=1"):   # immutable: a read-only directory without -shm
+            try:
+                store.db = sqlite3.connect(f"file:{path}?{flags}", uri=True, isolation_level=None,
+                                           check_same_thread=False, timeout=5)
+                store.db.execute("SELECT 1 FROM messages LIMIT 1")
+                return store
+            except sqlite3.Error as err:
+                last = err
+                store.db.close()
+        assert last is not None
+        raise store_error(path, last, "read")
+
     def _migrate(self) -> None:
         """Add the columns and index a store made by an older version lacks."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(messages)")}
@@ -195,21 +222,22 @@ class Store:
             raise store_error(self.path, err, "write") from err
 
     # --- writing -----------------------------------------------------------------
-    def add_reading(self, box_id: str, device: Device, reading: Reading, *, report: bool = True) -> None:
-        """Store a reading (and the device's one-time announcement) in one durable commit."""
-        self.add_readings(box_id, [(device, reading)], report=report)
-
     def add_readings(self, box_id: str, batch: list[tuple[Device, Reading]], *, report: bool = True,
-                     sent: Iterable[str] = ()) -> None:
+                     sent: Iterable[str] = (), meter_states: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         """Store readings of one poll round in one durable commit (group commit saves SD writes).
 
-        SENT are message ids the broker has acknowledged meanwhile: they ride in the same commit.
+        SENT are message ids the broker has acknowledged meanwhile, METER_STATES the validator's
+        state of the printers polled: they ride in the same commit, so a reading and the
+        baseline it was judged against are durable together.
         """
         statements: list[tuple[str, tuple[Any, ...]]] = []
         seen: dict[str, tuple[Any, ...]] = {}  # identities written earlier in this batch
         for device, reading in batch:
             statements += self._reading_statements(box_id, device, reading, report, seen)
         statements += self._sent_statements(sent, time.time())
+        statements += [("INSERT OR REPLACE INTO meter_state(serial, state) VALUES(?, ?)",
+                        (serial, json.dumps(state, separators=(",", ":"))))
+                       for serial, state in (meter_states or {}).items()]
         if statements:
             self._tx(statements)
 
@@ -427,6 +455,11 @@ class Store:
         sql = f"SELECT {COLUMNS} FROM messages" + (" WHERE kind=?" if kind else "") + " ORDER BY seq"
         return (_message(r) for r in self.db.execute(sql, (kind,) if kind else ()))
 
+    def meter_state(self, serial: str) -> dict[str, Any] | None:
+        """The validator's saved state of SERIAL (None for a printer this store never validated)."""
+        row = self.db.execute("SELECT state FROM meter_state WHERE serial=?", (serial,)).fetchone()
+        return dict(json.loads(row[0])) if row else None
+
     def last_meters(self, serial: str) -> list[dict[str, Any]]:
         """Meters of the printer's newest stored reading: where validation starts after a restart."""
         row = self.db.execute("SELECT payload FROM messages WHERE seq=(SELECT seq FROM latest WHERE serial=?)",
@@ -471,6 +504,12 @@ def _read_only(path: Path | str) -> bool:
         return bool(os.statvfs(Path(path).parent).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+class StoreMissing(StoreError):
+    """There is no store yet (the daemon has not run)."""
+
+    code = "store-missing"
 
 
 class StoreCorrupt(StoreError):

@@ -15,6 +15,7 @@ strict on every way.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import random
@@ -46,7 +47,8 @@ SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our session (and in-flight Qo
 class Uplink:
     """Sends outbox rows; reports PUBACKs back; reconnects with back-off and jitter."""
 
-    def __init__(self, cfg: UplinkConfig, box_id: str) -> None:
+    def __init__(self, cfg: UplinkConfig, box_id: str, *, on_ack: Callable[[], None] = lambda: None,
+                 on_state: Callable[[UplinkError | None], None] = lambda e: None) -> None:
         self.cfg = cfg
         self.box_id = box_id
         self.acked: collections.deque[str] = collections.deque()   # message ids, filled by paho's thread
@@ -54,8 +56,9 @@ class Uplink:
         self._early: set[int] = set()                              # PUBACKs that beat publish()
         self.connected = threading.Event()
         self.last_error: UplinkError | None = None
-        self.on_error: Callable[[UplinkError | None], None] = lambda e: None
-        self.on_ack: Callable[[], None] = lambda: None             # called from paho's thread
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_state = on_state
+        self._on_ack = on_ack
         self.connections = 0                                       # successful CONNACKs so far
         self.ways = ways(cfg)
         self.way = self.ways[0]
@@ -90,15 +93,31 @@ class Uplink:
         client.max_inflight_messages_set(max(self.cfg.in_flight, 1))
         return client
 
-    def start(self) -> None:
+    def on_ack(self) -> None:  # from paho's thread: hand over to the loop
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_ack)
+
+    def on_error(self, err: UplinkError | None) -> None:  # from paho's thread
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_state, err)
+
+    @property
+    def connected_now(self) -> bool:
+        return self.connected.is_set()
+
+    async def run(self) -> None:
+        """Run the connection loop (in paho's thread) until close()."""
+        self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
         self._thread.start()
+        while self._thread.is_alive():
+            await asyncio.sleep(0.2)
 
-    def stop(self) -> None:
+    async def close(self, timeout: float = 1.0) -> None:
         self._stop.set()
         self._client.disconnect()
         if self._thread:
-            self._thread.join(timeout=5)
+            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, timeout)
 
     @property
     def paused(self) -> bool:
@@ -275,7 +294,3 @@ class Uplink:
             out = list(self.acked)
             self.acked.clear()
         return out
-
-    def wait_connected(self, timeout: float) -> bool:
-        return self.connected.wait(timeout)
-
