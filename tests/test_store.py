@@ -187,3 +187,33 @@ def test_an_older_store_gains_the_clock_columns(tmp_path: Path) -> None:
 def test_a_new_printer_polled_twice_in_one_commit_is_announced_once(store: Store) -> None:
     store.add_readings(BOX, [(device(), reading(total=1)), (device(), reading(total=2))])
     assert [m.kind for m in store.messages()] == ["device", "reading", "reading"]
+
+
+def test_compaction_deletes_first_and_never_rewrites_a_row_it_then_deletes(tmp_path: Path) -> None:
+    store = Store(tmp_path / "small.db")
+    # One printer read every minute for two days: stripping supplies cannot free enough,
+    # so whole intermediate readings go too; those must not have been rewritten first.
+    for i in range(0, 2 * 1440, 4):
+        store.add_readings(BOX, [(device(), reading(at=T0 + i * 60, total=1000 + i, color=10 + i))])
+    statements: list[str] = []
+    store.db.set_trace_callback(statements.append)
+    result = compact(store, store.size() // 4)
+    store.db.set_trace_callback(None)
+    assert result is not None and result.after < result.before
+    deleted = {int(s.rsplit("=", 1)[1]) for s in statements if s.startswith("DELETE FROM messages WHERE seq=")}
+    rewritten = [int(s.rsplit("=", 1)[1]) for s in statements if s.startswith("UPDATE messages SET payload=")]
+    assert deleted and not set(rewritten) & deleted
+    writes = [s.split()[0] for s in statements if s.startswith(("DELETE FROM messages", "UPDATE messages"))]
+    assert writes == sorted(writes)  # every DELETE before the first UPDATE ("DELETE" < "UPDATE")
+    assert result.counts.get("intermediate readings beyond one per printer per day")
+
+
+def test_compaction_stops_between_transactions_when_asked(tmp_path: Path) -> None:
+    store = Store(tmp_path / "small.db")
+    for i in range(3000):
+        store.add_readings(BOX, [(device(), reading(at=T0 + i * 60, total=1000 + i))])
+    backlog = store.backlog()
+    asked = iter([False, False, True])
+    result = compact(store, store.size() // 4, stop=lambda: next(asked, True))
+    assert result is not None and result.stopped
+    assert backlog - store.backlog() <= 2 * 200  # at most the chunks before the stop

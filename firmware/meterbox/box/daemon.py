@@ -161,6 +161,7 @@ class Daemon:
             return max(STOP_BUDGET - (time.monotonic() - started), 0.05)
 
         tasks[0].cancel()                               # the printers first: nothing new comes in
+        p.commits.stopping.set()                        # a compaction running now ends after its transaction
         if p.pump and p.uplink:
             p.pump.stopping = True
             try:

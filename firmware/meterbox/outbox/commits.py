@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any, Callable
 
 from meterbox.errors import StoreError
@@ -42,6 +43,7 @@ class CommitBuffer:
         self.meter_states: dict[str, dict[str, Any]] = {}
         self.error: str | None = None          # the store's current write failure
         self.stored = 0                        # readings committed since start
+        self.stopping = threading.Event()     # set at stop: a compaction ends after its transaction
         self._once = Once(log)
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
@@ -117,6 +119,6 @@ class CommitBuffer:
             return
         protect = self.in_flight() | set(self.acks)
         try:
-            await self.db.call(compact, self.max_bytes, protect)
+            await self.db.call(compact, self.max_bytes, protect, self.stopping.is_set)
         except StoreError as err:
             self._once.say("compact", str(err), logging.ERROR)
