@@ -2,8 +2,8 @@
 
 Meters are lifetime counters, so the latest value of each meter carries the bill; the
 readings in between only say when the pages were printed. When the store is over its
-limit, it is compacted down to TARGET of the limit, stage by stage, each stage oldest
-first and only as far as needed:
+limit, it is compacted down to TARGET of the limit. What goes, in order of relevance,
+each oldest first and only as far as needed:
 
 1. sent messages: the local transparency log of what the vendor already has;
 2. supplies of intermediate readings: an unsent reading that is not its printer's latest
@@ -12,26 +12,36 @@ first and only as far as needed:
 3. intermediate readings beyond one per printer per day (the day's last one is kept);
 4. older readings of a printer.
 
-Never removed: unsent device announcements, rows in flight, and for every printer the
-latest reading holding each of its meters (so no meter value that only one reading
-holds is lost). One log line per compaction says what went, with counts.
+The work is planned before anything is written: deletions (cheap) run first, and a
+payload is rewritten (stage 2, the costly part on an SD card) only if no later stage
+deletes its row. Never removed: unsent device announcements, rows in flight, and for every
+printer the latest reading holding each of its meters. It runs on the store's own thread
+(outbox/worker.py), in small transactions, and stops between two of them when asked.
+One log line per compaction says what went, with counts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from meterbox.printers.reading import utc_iso
 from meterbox.outbox.store import UNSENT, Store, decode, encode
+from meterbox.printers.reading import utc_iso
 
 log = logging.getLogger(__name__)
 
-TARGET = 0.8  # compact down to this share of max_size, so compaction is rare
-CHUNK = 200   # rows per transaction
+TARGET = 0.8    # compact down to this share of max_size, so compaction is rare
+CHUNK = 200     # rows per transaction: a commit in between is never kept waiting long
+ROW_COST = 40   # bytes a row costs beyond its payload (record header, index entries), for planning
+
+SENT = "sent messages (transparency log)"
+STRIPPED = "intermediate readings stripped of supplies"
+SUPPLIES_ONLY = "supplies-only intermediate readings removed"
+PER_DAY = "intermediate readings beyond one per printer per day"
+OLDER = "older readings"
 
 
 @dataclass
@@ -42,12 +52,13 @@ class Compaction:
     after: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     oldest: dict[str, float] = field(default_factory=dict)
+    stopped: bool = False
 
     def note(self, stage: str, count: int, oldest: float | None) -> None:
         if count:
             self.counts[stage] = self.counts.get(stage, 0) + count
             if oldest is not None:
-                self.oldest.setdefault(stage, oldest)
+                self.oldest[stage] = min(oldest, self.oldest.get(stage, oldest))
 
     def __str__(self) -> str:
         parts = [f"{n:,} {stage}" + (f" (oldest {utc_iso(self.oldest[stage])})" if stage in self.oldest else "")
@@ -55,24 +66,36 @@ class Compaction:
         return ", ".join(parts) or "nothing (every row left is a meter's latest reading or in flight)"
 
 
-def compact(store: Store, max_bytes: int, protect: Iterable[str] = ()) -> Compaction | None:
+@dataclass(frozen=True)
+class _Row:
+    seq: int
+    serial: str
+    at: float
+    size: int                 # payload bytes + ROW_COST
+    body: dict[str, Any]
+
+
+def compact(store: Store, max_bytes: int, protect: Iterable[str] = (),
+            stop: Callable[[], bool] = lambda: False) -> Compaction | None:
     """Compact STORE if it is over MAX_BYTES; None if there was no need. PROTECT: ids in flight."""
     before = store.size()
     if before <= max_bytes:
         return None
     goal = int(max_bytes * TARGET)
     result = Compaction(before)
-    keep = set(protect)
-    stages = (_sent, _supplies, _per_day, _older)
-    for stage in stages:
-        stage(store, goal, keep, result)
-        if store.size() <= goal:
-            break
-    if store.size() > max_bytes and any(result.counts.values()):
+    _delete(store, _sent_rows(store), SENT, result, goal, stop)
+    if store.size() > goal and not stop():
+        deletions, strips = _plan(store, set(protect), store.size() - goal)
+        for stage, rows in deletions.items():
+            _delete(store, rows, stage, result, None, stop)
+        _strip(store, strips, result, stop)
+    if store.size() > max_bytes and result.counts and not stop():
         store.db.execute("VACUUM")  # scattered deletes leave part-filled pages; rare, so worth a rewrite
+    result.stopped = stop()
     result.after = store.size()
-    log.warning("store full (%s, limit %s): compacted %s; now %s; every meter's latest reading is kept",
-                _mb(before), _mb(max_bytes), result, _mb(result.after))
+    log.warning("store full (%s, limit %s): compacted %s; now %s; every meter's latest reading is kept%s",
+                _mb(before), _mb(max_bytes), result, _mb(result.after),
+                " (stopped early: the daemon is stopping)" if result.stopped else "")
     return result
 
 
@@ -80,35 +103,22 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
-def _rows(store: Store, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    return list(store.db.execute(sql, args))
+def _sent_rows(store: Store) -> list[tuple[int, float]]:
+    """Sent messages, oldest first, except each printer's latest reading (validation starts there)."""
+    return [(int(seq), float(at)) for seq, at in store.db.execute(
+        "SELECT seq, created FROM messages WHERE seq IN (SELECT seq FROM sent)"
+        " AND seq NOT IN (SELECT seq FROM latest) ORDER BY seq")]
 
 
-def _delete(store: Store, goal: int, rows: list[tuple[int, float]], stage: str, result: Compaction) -> None:
-    """Delete (seq, time) rows oldest first, a chunk per transaction, until the goal is met."""
-    for i in range(0, len(rows), CHUNK):
-        chunk = rows[i:i + CHUNK]
-        store._tx([(sql, (seq,)) for seq, _ in chunk
-                   for sql in ("DELETE FROM messages WHERE seq=?", "DELETE FROM sent WHERE seq=?")])
-        result.note(stage, len(chunk), chunk[0][1])
-        if store.size() <= goal:
-            return
+def _unsent_readings(store: Store, keep: set[str]) -> list[_Row]:
+    """Unsent readings not in flight, oldest first."""
+    rows = store.db.execute("SELECT seq, id, serial, coalesce(read_at, created), payload FROM messages"
+                            f" WHERE kind='reading' AND {UNSENT} ORDER BY seq")
+    return [_Row(seq, serial, t, len(p) + ROW_COST, json.loads(decode(p)))
+            for seq, i, serial, t, p in rows if i not in keep]
 
 
-def _sent(store: Store, goal: int, keep: set[str], result: Compaction) -> None:
-    rows = _rows(store, "SELECT seq, created FROM messages WHERE seq IN (SELECT seq FROM sent)"
-                        " AND seq NOT IN (SELECT seq FROM latest) ORDER BY seq")  # validation starts from latest
-    _delete(store, goal, [(s, t) for s, t in rows], "sent messages (transparency log)", result)
-
-
-def _unsent_readings(store: Store, keep: set[str]) -> list[tuple[int, str, str, float, dict[str, Any]]]:
-    """(seq, id, serial, read_at, body) of unsent readings not in flight, oldest first."""
-    rows = _rows(store, "SELECT seq, id, serial, coalesce(read_at, created), payload FROM messages"
-                        f" WHERE kind='reading' AND {UNSENT} ORDER BY seq")
-    return [(seq, i, serial, t, json.loads(decode(p))) for seq, i, serial, t, p in rows if i not in keep]
-
-
-def _latest(store: Store) -> set[int]:
+def _must_keep(store: Store) -> set[int]:
     """Seqs that must stay: per printer, its latest reading and the latest one holding each meter."""
     latest: dict[tuple[str, str], int] = {}
     newest: dict[str, int] = {}
@@ -120,45 +130,68 @@ def _latest(store: Store) -> set[int]:
     return set(latest.values()) | set(newest.values())
 
 
-def _supplies(store: Store, goal: int, keep: set[str], result: Compaction) -> None:
-    """Strip supplies from intermediate readings; remove those then holding nothing."""
-    newest = {serial: seq for serial, seq in _rows(store, "SELECT serial, seq FROM latest")}
-    candidates = [r for r in _unsent_readings(store, keep)
-                  if r[0] != newest.get(r[2]) and r[4].get("supplies")]
-    for i in range(0, len(candidates), CHUNK):
-        statements: list[tuple[str, tuple[Any, ...]]] = []
-        stripped = removed = 0
-        for seq, _, _, _, body in candidates[i:i + CHUNK]:
-            if not body.get("meters"):
-                statements.append(("DELETE FROM messages WHERE seq=?", (seq,)))
-                removed += 1
-            else:
-                body["supplies"] = []
-                text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-                statements.append(("UPDATE messages SET payload=? WHERE seq=?", (encode(text), seq)))
-                stripped += 1
-        store._tx(statements)
-        oldest = candidates[i][3]
-        result.note("intermediate readings stripped of supplies", stripped, oldest)
-        result.note("supplies-only intermediate readings removed", removed, oldest)
-        if store.size() <= goal:
+def _stripped(body: dict[str, Any]) -> bytes:
+    return encode(json.dumps({**body, "supplies": []}, separators=(",", ":"), ensure_ascii=False))
+
+
+def _plan(store: Store, keep: set[str], needed: int) -> tuple[dict[str, list[tuple[int, float]]], list[_Row]]:
+    """Which rows to delete (by stage) and which to strip, freeing about NEEDED bytes, least relevant first."""
+    rows = _unsent_readings(store, keep)
+    must = _must_keep(store)
+    newest = {serial: seq for serial, seq in store.db.execute("SELECT serial, seq FROM latest")}
+    deleted: dict[int, str] = {}
+    strips: dict[int, tuple[_Row, int]] = {}      # seq -> (row, bytes stripping saves)
+    freed = 0
+    # 2. supplies of intermediate readings
+    for row in rows:
+        if freed >= needed:
+            break
+        if row.seq == newest.get(row.serial) or not row.body.get("supplies"):
+            continue
+        if not row.body.get("meters"):
+            deleted[row.seq] = SUPPLIES_ONLY
+            freed += row.size
+        else:
+            gain = row.size - ROW_COST - len(_stripped(row.body))
+            strips[row.seq] = (row, gain)
+            freed += gain
+    # 3. beyond one per printer and day, then 4. older readings: a deleted row needs no strip
+    last_of_day = {(r.serial, int(r.at // 86400)): r.seq for r in rows}
+    days = set(last_of_day.values())
+    for stage in (PER_DAY, OLDER):
+        for row in rows:
+            if freed >= needed:
+                break
+            if row.seq in must or row.seq in deleted or (stage == PER_DAY and row.seq in days):
+                continue
+            deleted[row.seq] = stage
+            freed += row.size - (strips.pop(row.seq)[1] if row.seq in strips else 0)
+    by_stage: dict[str, list[tuple[int, float]]] = {}
+    at = {r.seq: r.at for r in rows}
+    for seq, stage in sorted(deleted.items()):
+        by_stage.setdefault(stage, []).append((seq, at[seq]))
+    return by_stage, [row for row, _ in strips.values()]
+
+
+def _delete(store: Store, rows: list[tuple[int, float]], stage: str, result: Compaction,
+            goal: int | None, stop: Callable[[], bool]) -> None:
+    """Delete (seq, time) rows oldest first, a chunk per transaction (until GOAL, if given)."""
+    for i in range(0, len(rows), CHUNK):
+        if stop():
+            return
+        chunk = rows[i:i + CHUNK]
+        store._tx([(sql, (seq,)) for seq, _ in chunk
+                   for sql in ("DELETE FROM messages WHERE seq=?", "DELETE FROM sent WHERE seq=?")])
+        result.note(stage, len(chunk), chunk[0][1])
+        if goal is not None and store.size() <= goal:
             return
 
 
-def _per_day(store: Store, goal: int, keep: set[str], result: Compaction) -> None:
-    """Thin intermediate readings to the last one of each printer and UTC day."""
-    must = _latest(store)
-    last_of_day: dict[tuple[str, int], int] = {}
-    readings = _unsent_readings(store, keep)
-    for seq, _, serial, t, _ in readings:
-        last_of_day[(serial, int(t // 86400))] = seq
-    days = set(last_of_day.values())
-    rows = [(seq, t) for seq, _, _, t, _ in readings if seq not in must and seq not in days]
-    _delete(store, goal, rows, "intermediate readings beyond one per printer per day", result)
-
-
-def _older(store: Store, goal: int, keep: set[str], result: Compaction) -> None:
-    """Remove a printer's older readings, keeping the latest holding each meter."""
-    must = _latest(store)
-    rows = [(seq, t) for seq, _, _, t, _ in _unsent_readings(store, keep) if seq not in must]
-    _delete(store, goal, rows, "older readings", result)
+def _strip(store: Store, rows: list[_Row], result: Compaction, stop: Callable[[], bool]) -> None:
+    """Rewrite the planned payloads without their supplies, a chunk per transaction."""
+    for i in range(0, len(rows), CHUNK):
+        if stop():
+            return
+        chunk = rows[i:i + CHUNK]
+        store._tx([("UPDATE messages SET payload=? WHERE seq=?", (_stripped(r.body), r.seq)) for r in chunk])
+        result.note(STRIPPED, len(chunk), chunk[0].at)
