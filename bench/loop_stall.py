@@ -49,11 +49,13 @@ def fill(path: Path, mib: int) -> int:
     return n
 
 
-async def probe(stalls: list[float], stop: asyncio.Event) -> None:
+async def probe(stalls: list[float], stop: asyncio.Event, when: list[float]) -> None:
+    began = time.perf_counter()
     while not stop.is_set():
         started = time.perf_counter()
         await asyncio.sleep(PROBE)
         stalls.append(time.perf_counter() - started - PROBE)
+        when.append(started - began)
 
 
 async def run(config: Path, seconds: float) -> tuple[list[float], int]:
@@ -61,12 +63,15 @@ async def run(config: Path, seconds: float) -> tuple[list[float], int]:
     parts = build(cfg)
     stop = asyncio.Event()
     stalls: list[float] = []
-    probing = asyncio.create_task(probe(stalls, stop))
+    when: list[float] = []
+    probing = asyncio.create_task(probe(stalls, stop, when))
     daemon = asyncio.create_task(Daemon(cfg, parts).run(stop))
     await asyncio.sleep(seconds)
     stop.set()
     await daemon
     await probing
+    worst = sorted(zip(stalls, when), reverse=True)[:5]
+    print("longest stalls: " + ", ".join(f"{s * 1000:.0f} ms at {t:.1f} s" for s, t in worst))
     return stalls, parts.commits.stored
 
 
@@ -75,14 +80,15 @@ def main() -> int:
     p.add_argument("--printers", type=int, default=250)
     p.add_argument("--store-mib", type=int, default=64)
     p.add_argument("--seconds", type=float, default=30)
+    p.add_argument("--empty", action="store_true", help="start with an empty store (the stall of polling alone)")
     args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="  %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="  %(relativeCreated)6.0f ms %(levelname)s %(name)s: %(message)s")
     with_serial = ["jetdirect_m130nw", "konica_c250i", "epson", "fujifilmprinter_c7580", "canonprinter_lbp"]
     with tempfile.TemporaryDirectory(prefix="meterbox-bench-") as tmp:
         work = Path(tmp)
         (work / "state").mkdir()
         began = time.monotonic()
-        readings = fill(work / "state" / "meterbox.db", args.store_mib + 4)
+        readings = 0 if args.empty else fill(work / "state" / "meterbox.db", args.store_mib + 4)
         print(f"store filled with {readings:,} unsent readings ({args.store_mib + 4} MiB) "
               f"in {time.monotonic() - began:.0f} s")
         port = free_udp_port()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 TARGET = 0.8    # compact down to this share of max_size, so compaction is rare
 CHUNK = 200     # rows per transaction: a commit in between is never kept waiting long
 ROW_COST = 40   # bytes a row costs beyond its payload (record header, index entries), for planning
+STRIP_YIELD = 2  # stripping frees less than the bytes it removes: whole cells stay on 1 KiB pages
+ROUNDS = 3
 
 SENT = "sent messages (transparency log)"
 STRIPPED = "intermediate readings stripped of supplies"
@@ -66,13 +69,11 @@ class Compaction:
         return ", ".join(parts) or "nothing (every row left is a meter's latest reading or in flight)"
 
 
-@dataclass(frozen=True)
-class _Row:
-    seq: int
-    serial: str
-    at: float
-    size: int                 # payload bytes + ROW_COST
-    body: dict[str, Any]
+# A candidate row: (seq, serial, time, bytes, has meters, bytes stripping its supplies saves).
+# Plain tuples of atoms, not objects: a full store has 100,000 of them, and tuples of atoms are
+# untracked by the garbage collector, whose full passes would otherwise stall the event loop.
+_Row = tuple[int, str, float, int, bool, int]
+_NAME = re.compile(r'"name":"([^"]*)"')
 
 
 def compact(store: Store, max_bytes: int, protect: Iterable[str] = (),
@@ -84,8 +85,12 @@ def compact(store: Store, max_bytes: int, protect: Iterable[str] = (),
     goal = int(max_bytes * TARGET)
     result = Compaction(before)
     _delete(store, _sent_rows(store), SENT, result, goal, stop)
-    if store.size() > goal and not stop():
+    for _ in range(ROUNDS):  # a plan's byte estimate can be off; a second plan then deletes more
+        if store.size() <= goal or stop():
+            break
         deletions, strips = _plan(store, set(protect), store.size() - goal)
+        if not deletions and not strips:
+            break
         for stage, rows in deletions.items():
             _delete(store, rows, stage, result, None, stop)
         _strip(store, strips, result, stop)
@@ -110,67 +115,68 @@ def _sent_rows(store: Store) -> list[tuple[int, float]]:
         " AND seq NOT IN (SELECT seq FROM latest) ORDER BY seq")]
 
 
-def _unsent_readings(store: Store, keep: set[str]) -> list[_Row]:
-    """Unsent readings not in flight, oldest first."""
-    rows = store.db.execute("SELECT seq, id, serial, coalesce(read_at, created), payload FROM messages"
-                            f" WHERE kind='reading' AND {UNSENT} ORDER BY seq")
-    return [_Row(seq, serial, t, len(p) + ROW_COST, json.loads(decode(p)))
-            for seq, i, serial, t, p in rows if i not in keep]
-
-
-def _must_keep(store: Store) -> set[int]:
-    """Seqs that must stay: per printer, its latest reading and the latest one holding each meter."""
+def _scan(store: Store, keep: set[str]) -> tuple[list[_Row], set[int]]:
+    """One pass over the readings: unsent candidates (oldest first), and the seqs that must stay
+    (per printer its latest reading and the latest one holding each meter)."""
+    rows: list[_Row] = []
     latest: dict[tuple[str, str], int] = {}
     newest: dict[str, int] = {}
-    for seq, serial, payload in store.db.execute(
-            "SELECT seq, serial, payload FROM messages WHERE kind='reading' ORDER BY seq"):
+    for seq, msg_id, serial, at, payload, sent in store.db.execute(
+            "SELECT seq, id, serial, coalesce(read_at, created), payload,"
+            f" NOT {UNSENT} FROM messages WHERE kind='reading' ORDER BY seq"):
+        text = decode(payload)
+        meters, _, supplies = text.partition(',"supplies":')
+        names = _NAME.findall(meters[meters.find('"meters":'):])
         newest[serial] = seq
-        for meter in json.loads(decode(payload)).get("meters", []):
-            latest[(serial, meter["name"])] = seq
-    return set(latest.values()) | set(newest.values())
+        for name in names:
+            latest[(serial, name)] = seq
+        if sent or msg_id in keep:
+            continue
+        gain = 0 if supplies.startswith("[]") else \
+            len(payload) * len(supplies) // max(len(text), 1) // STRIP_YIELD
+        rows.append((seq, serial, float(at), len(payload) + ROW_COST, bool(names), gain))
+    return rows, set(latest.values()) | set(newest.values())
 
 
 def _stripped(body: dict[str, Any]) -> bytes:
     return encode(json.dumps({**body, "supplies": []}, separators=(",", ":"), ensure_ascii=False))
 
 
-def _plan(store: Store, keep: set[str], needed: int) -> tuple[dict[str, list[tuple[int, float]]], list[_Row]]:
+def _plan(store: Store, keep: set[str], needed: int) -> tuple[dict[str, list[tuple[int, float]]], list[int]]:
     """Which rows to delete (by stage) and which to strip, freeing about NEEDED bytes, least relevant first."""
-    rows = _unsent_readings(store, keep)
-    must = _must_keep(store)
+    rows, must = _scan(store, keep)
     newest = {serial: seq for serial, seq in store.db.execute("SELECT serial, seq FROM latest")}
     deleted: dict[int, str] = {}
-    strips: dict[int, tuple[_Row, int]] = {}      # seq -> (row, bytes stripping saves)
+    strips: dict[int, int] = {}      # seq -> bytes stripping saves
     freed = 0
     # 2. supplies of intermediate readings
-    for row in rows:
+    for seq, serial, _, size, has_meters, gain in rows:
         if freed >= needed:
             break
-        if row.seq == newest.get(row.serial) or not row.body.get("supplies"):
+        if seq == newest.get(serial) or not gain:
             continue
-        if not row.body.get("meters"):
-            deleted[row.seq] = SUPPLIES_ONLY
-            freed += row.size
+        if not has_meters:
+            deleted[seq] = SUPPLIES_ONLY
+            freed += size
         else:
-            gain = row.size - ROW_COST - len(_stripped(row.body))
-            strips[row.seq] = (row, gain)
+            strips[seq] = gain
             freed += gain
     # 3. beyond one per printer and day, then 4. older readings: a deleted row needs no strip
-    last_of_day = {(r.serial, int(r.at // 86400)): r.seq for r in rows}
+    last_of_day = {(serial, int(at // 86400)): seq for seq, serial, at, *_ in rows}
     days = set(last_of_day.values())
     for stage in (PER_DAY, OLDER):
-        for row in rows:
+        for seq, _, _, size, _, _ in rows:
             if freed >= needed:
                 break
-            if row.seq in must or row.seq in deleted or (stage == PER_DAY and row.seq in days):
+            if seq in must or seq in deleted or (stage == PER_DAY and seq in days):
                 continue
-            deleted[row.seq] = stage
-            freed += row.size - (strips.pop(row.seq)[1] if row.seq in strips else 0)
+            deleted[seq] = stage
+            freed += size - strips.pop(seq, 0)
     by_stage: dict[str, list[tuple[int, float]]] = {}
-    at = {r.seq: r.at for r in rows}
+    at = {row[0]: row[2] for row in rows}
     for seq, stage in sorted(deleted.items()):
         by_stage.setdefault(stage, []).append((seq, at[seq]))
-    return by_stage, [row for row, _ in strips.values()]
+    return by_stage, sorted(strips)
 
 
 def _delete(store: Store, rows: list[tuple[int, float]], stage: str, result: Compaction,
@@ -187,11 +193,15 @@ def _delete(store: Store, rows: list[tuple[int, float]], stage: str, result: Com
             return
 
 
-def _strip(store: Store, rows: list[_Row], result: Compaction, stop: Callable[[], bool]) -> None:
+def _strip(store: Store, seqs: list[int], result: Compaction, stop: Callable[[], bool]) -> None:
     """Rewrite the planned payloads without their supplies, a chunk per transaction."""
-    for i in range(0, len(rows), CHUNK):
+    for i in range(0, len(seqs), CHUNK):
         if stop():
             return
-        chunk = rows[i:i + CHUNK]
-        store._tx([("UPDATE messages SET payload=? WHERE seq=?", (_stripped(r.body), r.seq)) for r in chunk])
-        result.note(STRIPPED, len(chunk), chunk[0].at)
+        chunk = seqs[i:i + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        rows = list(store.db.execute(f"SELECT seq, payload, coalesce(read_at, created) FROM messages"
+                                     f" WHERE seq IN ({marks})", chunk))
+        store._tx([("UPDATE messages SET payload=? WHERE seq=?", (_stripped(json.loads(decode(p))), seq))
+                   for seq, p, _ in rows])
+        result.note(STRIPPED, len(rows), min((at for *_, at in rows), default=None))
