@@ -411,3 +411,29 @@ def test_enroll_defaults_to_every_printer_and_a_list_picks(tmp_path: Path) -> No
     assert picked.allows("VNCRC48198") and not picked.allows("X3B8022793")
     err = problems(tmp_path, base + "[enroll]\nserials = [42]\n")
     assert "enroll.serials" in str(err) and "serial number in quotes" in str(err)
+
+
+def test_line_numbers_survive_multiline_arrays_strings_and_dotted_keys(tmp_path: Path) -> None:
+    """A key named inside a string or an array is not a key; dotted keys find their table's line."""
+    path = write(tmp_path, '''uplink.port = "8883x"
+uplink.host = "broker.example.com"
+
+[box]
+id = "MB-7F3A9C"
+state_dir = """
+log_level = "shout"
+"""
+log_level = "shout"
+
+[discovery]
+ranges = [
+  "192.0.2.0/24",   # rate = 1 in a comment
+  "198.51.100.10-50",
+]
+hosts = ["a.example"]  # rate = 2
+rate = "fast"
+''')
+    with pytest.raises(ConfigProblems) as err:
+        load(path)
+    by_subject = {p.subject.split(" =")[0]: p.line for p in err.value.problems}
+    assert by_subject == {"uplink.port": 1, "box.log_level": 9, "discovery.rate": 17}
