@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 from meterbox import __version__
 from meterbox.config import Config, Credential, Secret, load, parse_host
 from meterbox.errors import MeterboxError
+from meterbox.logs import plural
 from meterbox.printers.reading import utc_iso
 
 DEFAULT_CONFIG = Path(os.environ.get("METERBOX_CONFIG", "/etc/meterbox/meterbox.toml"))
@@ -457,8 +458,10 @@ def _discover_table(rows: list[dict[str, Any]], result: Any) -> None:
     for found in result.printers:
         if found.also_at:
             print(f"printer {found.serial} also answers at {', '.join(found.also_at)} (another network port)")
-    print(f"{len(rows)} printer{'' if len(rows) == 1 else 's'} in {result.addresses} addresses "
-          f"({result.seconds:.1f} s); {len(result.others)} other SNMP devices ignored")
+    print(f"{plural(len(rows), 'printer')} in {plural(result.addresses, 'address', 'addresses')} "
+          f"({result.seconds:.1f} s); {plural(len(result.others), 'other SNMP device')} ignored")
+    if result.own:
+        print(f"the box's own address {', '.join(result.own)} is in the range and was not probed")
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:

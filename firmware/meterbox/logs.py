@@ -34,3 +34,8 @@ class Once:
 
     def said(self, key: Hashable) -> str | None:
         return self._said.get(key)
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """ "1 address", "2 addresses": log lines and tables read as sentences."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"

@@ -31,6 +31,7 @@ from typing import Any
 
 from meterbox.printers import netif
 from meterbox.config import AddressRange, Credential, DiscoveryConfig
+from meterbox.logs import plural
 from meterbox.errors import MeterboxError, NotAPrinter, PrinterUnreachable, SnmpAuthError, SnmpError
 from meterbox.printers.poll import PollResult, read_printer
 from meterbox.printers.reading import Device
@@ -123,6 +124,7 @@ class SweepResult:
     addresses: int = 0               # addresses probed
     answered: int = 0                # answered SNMP with some credential
     others: list[str] = field(default_factory=list)     # answered, but are not printers
+    own: list[str] = field(default_factory=list)        # the box's own addresses, in a range: not probed
     problems: list[str] = field(default_factory=list)   # one sentence each: what, where, what to do
     packets: int = 0                 # probe requests sent (identification polls not counted)
     seconds: float = 0.0
@@ -197,6 +199,8 @@ class _Sweep:
     def add(self, host: str, port: int, via: str) -> None:
         """Probe HOST:PORT once per sweep (the box itself never)."""
         key = (host, port)
+        if host in self.own and host not in self.result.own:
+            self.result.own.append(host)
         if key in self.planned or host in self.own:
             return
         self.planned[key] = via
@@ -463,7 +467,9 @@ class Discovery:
 
     @staticmethod
     def _summary(result: SweepResult) -> SweepResult:
-        log.info("sweep of %d addresses took %.1f s: %d printers, %d other SNMP devices ignored, "
-                 "%d problems; %d probe packets", result.addresses, result.seconds, len(result.printers),
-                 len(result.others), len(result.problems), result.packets)
+        log.info("sweep of %s took %.1f s: %s, %s ignored, %s; %s%s", plural(result.addresses, "address", "addresses"),
+                 result.seconds, plural(len(result.printers), "printer"),
+                 plural(len(result.others), "other SNMP device"), plural(len(result.problems), "problem"),
+                 plural(result.packets, "probe packet"),
+                 f"; the box's own address {', '.join(result.own)} was not probed" if result.own else "")
         return result
