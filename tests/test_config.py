@@ -173,7 +173,7 @@ def test_missing_required_keys_say_what_to_add(tmp_path: Path) -> None:
     error = problems(tmp_path, '[poll]\ninterval = "5m"\n[uplink]\nport = 8883\n')
     assert [str(p) for p in error.problems] == [
         'line 3  uplink.host: missing; add host = "broker.example.com"',
-        'box.id: missing; add id = "MB-…" under [box], as printed on the label',
+        'box.id: missing; add id = "MB-…" under [box], as printed on the label, or identity = the folder of its factory identity',
     ]
 
 

@@ -88,6 +88,10 @@ def parser() -> argparse.ArgumentParser:
                        ("resume", "allow communication with the vendor again")):
         s = sub.add_parser(name, help=text)
         s.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    enr = sub.add_parser("enroll", help="where the box stands with the vendor: claimed, enrolled, certificate")
+    enr.add_argument("--status", action="store_true", help="show it (the default; the daemon does the enrolling)")
+    enr.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    enr.add_argument("--json", action="store_true")
     p_profiles = sub.add_parser("profiles", help="list the vendor profiles: what each matches and reads")
     p_profiles.add_argument("--json", action="store_true", help="print the profiles as JSON")
     return p
@@ -248,7 +252,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                    "last_error": store.state("last_error") if store else None,
                    "printers": store.printers() if store else [],
                    "meters_held": json.loads((store.state("meters_held") if store else None) or "[]"),
-                   "waiting_for_clock": store.held() if store else 0, "live": running}
+                   "waiting_for_clock": store.held() if store else 0, "live": running,
+                   "enrollment": _enrollment(cfg)}
     if running and running.get("uplink_error") is not None:
         summary["last_error"] = running["uplink_error"]
     if args.json:
@@ -258,16 +263,65 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _enrollment(cfg: Config) -> dict[str, Any] | None:
+    """Where enrollment stands (None for a box whose uplink is configured by hand)."""
+    from meterbox.box.enroll import load_site, site_dir
+
+    if cfg.identity is None or cfg.uplink.host:
+        return None
+    try:
+        noted = json.loads((site_dir(cfg.state_dir) / "enrollment.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        noted = {}
+    site = load_site(cfg.state_dir, cfg.identity)
+    state = noted.get("state") or ("enrolled" if site else "not started")
+    out: dict[str, Any] = {"box": cfg.box_id, "identity": str(cfg.identity), "state": state,
+                           "since": noted.get("since"), "message": noted.get("message"), "site": None}
+    if site:
+        out["site"] = {"name": site.name, "broker": f"{site.uplink.host}:{site.uplink.port}",
+                       "certificate_until": _when(site.not_after), "renew_after": _when(site.renew_after)}
+    return out
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    cfg = _config(args.config)
+    info = _enrollment(cfg)
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False, indent=2))
+        return 0
+    if info is None:
+        print("this box's uplink is configured by hand ([uplink] in the config): it does not enroll")
+        return 0
+    print(f"box {info['box']} (identity {info['identity']}): {info['state']}"
+          + (f" since {info['since']}" if info["since"] else ""))
+    if info["message"]:
+        print(f"  {info['message']}")
+    if info["site"]:
+        s = info["site"]
+        print(f"  site {s['name']!r}; broker {s['broker']}; certificate valid until {s['certificate_until']}, "
+              f"renewed after {s['renew_after']}")
+    elif info["state"] in ("not started", "waiting"):
+        print("  scan the QR code on the box's label with a phone and confirm; the box asks the vendor every few "
+              "seconds while the service runs")
+    return 0
+
+
 def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
     """`meterbox status` for a person at a terminal."""
     live = summary["live"]
     lines = []
     if live:
-        lines.append(f"daemon: running (pid {live['pid']}); {'connected to the vendor' if live.get('connected') else 'not connected'}")
+        link = "connected to the vendor" if live.get("connected") else "not connected"
+        lines.append(f"daemon: running (pid {live['pid']}); {link}")
         if live.get("store_error"):
             lines.append(f"store problem: {live['store_error']}; {live.get('in_memory', 0)} readings kept in memory")
     else:
         lines.append("daemon: NOT running; start it with `systemctl start meterbox` (what follows is from the store)")
+    enrollment = summary.get("enrollment")
+    if enrollment and enrollment["state"] != "enrolled":
+        since = f" since {enrollment['since']}" if enrollment["since"] else ""
+        lines.append(f"enrollment: {enrollment['state']}{since}"
+                     + (f": {enrollment['message']}" if enrollment["message"] else ""))
     if not have_store:
         lines.append(f"no store yet at {cfg.state_dir / 'meterbox.db'}: the daemon makes it when it first runs")
     lines.append(f"uploads: {'PAUSED (' + (summary['paused_since'] or '') + ')' if summary['paused'] else 'on'}   "
@@ -489,5 +543,5 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 COMMANDS = {"poll": cmd_poll, "run": cmd_run, "sent": cmd_sent, "status": cmd_status,
             "check-config": cmd_check_config, "doctor": cmd_doctor, "pause": cmd_pause, "resume": cmd_resume,
-            "discover": cmd_discover}
+            "discover": cmd_discover, "enroll": cmd_enroll}
 COMMANDS["profiles"] = cmd_profiles

@@ -18,7 +18,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from meterbox.config import Config
+from meterbox.box.enroll import Enrollment, Site
+from meterbox.config import Config, EnrollConfig, UplinkConfig
 from meterbox.errors import StoreError, UplinkError
 from meterbox.box import live
 from meterbox.box.pause import PauseSwitch
@@ -45,7 +46,11 @@ LIVE_INTERVAL = 1.0   # the live status is written at most this often
 
 @dataclass
 class Parts:
-    """Everything the daemon runs, built by `build` (or by a test, from real parts)."""
+    """Everything the daemon runs, built by `build` (or by a test, from real parts).
+
+    The uplink parts exist once the box knows its broker: from [uplink] in the config, from
+    an earlier enrollment, or later, when the vendor answers the enrollment (attach_uplink).
+    """
 
     db: StoreWorker
     pause: PauseSwitch
@@ -54,10 +59,12 @@ class Parts:
     validator: Validator
     snmp: SnmpClient
     fleet: Fleet
-    uplink: Uplink | None
-    pump: Pump | None
-    heartbeat: Heartbeat | None
     hooks: Hooks
+    choice: EnrollConfig                  # which printers the office lets the box report
+    enrollment: Enrollment | None = None
+    uplink: Uplink | None = None
+    pump: Pump | None = None
+    heartbeat: Heartbeat | None = None
 
 
 def build(cfg: Config, clock: Clock | None = None) -> Parts:
@@ -65,22 +72,42 @@ def build(cfg: Config, clock: Clock | None = None) -> Parts:
     db = StoreWorker(open_store(cfg.state_dir / "meterbox.db"))
     timekeeper = Timekeeper(clock or system_clock(), db)
     hooks = Hooks()
-    uplink = (Uplink(cfg.uplink, cfg.box_id, on_ack=hooks.wake, on_state=hooks.uplink_state)
-              if cfg.uplink.host else None)
+    pause = PauseSwitch(cfg.state_dir, cfg.runtime_dir)
     commits = CommitBuffer(db, cfg.box_id, max_bytes=cfg.store.max_bytes, ack_batch=cfg.uplink.in_flight // 2,
-                           on_stored=hooks.stored, in_flight=uplink.flying if uplink else set)
+                           on_stored=hooks.stored, in_flight=hooks.in_flight)
     validator = Validator()
     snmp = SnmpClient()
     ctx = Context(snmp=snmp, validator=validator, timekeeper=timekeeper, sink=commits, history=StoreHistory(db),
-                  enrolled=cfg.enroll.allows, interval=cfg.poll.interval, on_meter_events=hooks.meter_events)
-    fleet = Fleet(cfg, ctx)
-    pump = Pump(uplink, db, commits, timekeeper) if uplink else None
-    heartbeat = (Heartbeat(db, cfg.box_id, cfg.uplink.heartbeat, synced=timekeeper.synced,
-                           printers=fleet.counts, wake=hooks.wake) if uplink else None)
-    parts = Parts(db, PauseSwitch(cfg.state_dir, cfg.runtime_dir), timekeeper, commits, validator, snmp, fleet,
-                  uplink, pump, heartbeat, hooks)
+                  enrolled=hooks.enrolled, interval=cfg.poll.interval, on_meter_events=hooks.meter_events)
+    parts = Parts(db, pause, timekeeper, commits, validator, snmp, Fleet(cfg, ctx), hooks, cfg.enroll)
     hooks.parts = parts
+    if cfg.identity is not None and not cfg.uplink.host:
+        parts.enrollment = Enrollment(cfg.identity, cfg.state_dir, ca_file=cfg.vendor_ca_file,
+                                      paused=lambda: pause.paused, on_site=hooks.site)
+        if parts.enrollment.site:
+            apply_site(cfg, parts, parts.enrollment.site)
+    elif cfg.uplink.host:
+        attach_uplink(cfg, parts, cfg.uplink)
     return parts
+
+
+def attach_uplink(cfg: Config, parts: Parts, uplink_cfg: UplinkConfig) -> None:
+    """The uplink, its pump and the heartbeat, for the broker UPLINK_CFG names."""
+    hooks = parts.hooks
+    parts.uplink = Uplink(uplink_cfg, cfg.box_id, on_ack=hooks.wake, on_state=hooks.uplink_state)
+    parts.pump = Pump(parts.uplink, parts.db, parts.commits, parts.timekeeper)
+    parts.heartbeat = Heartbeat(parts.db, cfg.box_id, uplink_cfg.heartbeat, synced=parts.timekeeper.synced,
+                                printers=parts.fleet.counts, wake=hooks.wake)
+
+
+def apply_site(cfg: Config, parts: Parts, site: Site) -> None:
+    """The vendor's site configuration, except what the local config sets itself."""
+    if site.enroll is not None and "enroll" not in cfg.local:
+        parts.choice = site.enroll
+    if site.poll_interval and "poll.interval" not in cfg.local:
+        parts.fleet.ctx.interval = site.poll_interval
+    if parts.uplink is None:
+        attach_uplink(cfg, parts, site.uplink)
 
 
 class Hooks:
@@ -98,11 +125,21 @@ class Hooks:
             self.parts.timekeeper.stored(readings)
         self.wake()
 
+    def in_flight(self) -> set[str]:
+        return self.parts.uplink.flying() if self.parts and self.parts.uplink else set()
+
+    def enrolled(self, serial: str) -> bool:
+        return bool(self.parts and self.parts.choice.allows(serial))
+
     def uplink_state(self, err: UplinkError | None) -> None:
         if self.daemon:
             self.daemon.uplink_state(err)
         if err is None:
             self.wake()  # connected: the backlog may go now
+
+    def site(self, site: Site) -> None:
+        if self.daemon:
+            self.daemon.site_arrived(site)
 
     async def meter_events(self) -> None:
         if self.daemon:
@@ -122,6 +159,8 @@ class Daemon:
         self._held_text: str | None = None
         self._live: dict[str, Any] = {}
         self._live_dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._uplink_started = False
         parts.hooks.daemon = self
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -138,19 +177,38 @@ class Daemon:
                  asyncio.create_task(p.commits.run(), name="commits"),
                  asyncio.create_task(p.pause.watch(self._pause_changed), name="pause"),
                  asyncio.create_task(self._live_loop(), name="live")]
-        if p.uplink and p.pump and p.heartbeat:
-            if p.pause.paused:
-                p.uplink.pause()
-                log.info("uploads are paused (%s); `meterbox resume` turns them back on",
-                         p.pause.since() or "earlier")
-            tasks += [asyncio.create_task(p.uplink.run(), name="uplink"),
-                      asyncio.create_task(p.pump.run(), name="pump"),
-                      asyncio.create_task(p.heartbeat.run(), name="heartbeat")]
+        self._tasks = tasks
+        if p.pause.paused:
+            log.info("uploads are paused (%s); `meterbox resume` turns them back on", p.pause.since() or "earlier")
+        if p.enrollment:
+            if not p.enrollment.claimed:
+                log.info("box %s is not claimed yet: it asks the vendor every few seconds; scan the QR code "
+                         "on its label with a phone to claim it", self.cfg.box_id)
+            tasks.append(asyncio.create_task(p.enrollment.run(), name="enrollment"))
+        self._start_uplink()
         self.on_ready()
         try:
             await stop.wait()
         finally:
             await self._stop(tasks)
+
+    def _start_uplink(self) -> None:
+        """Run the uplink parts (at start, or when enrollment has just given the broker)."""
+        p = self.parts
+        if not (p.uplink and p.pump and p.heartbeat) or self._uplink_started:
+            return
+        self._uplink_started = True
+        if p.pause.paused:
+            p.uplink.pause()
+        self._tasks += [asyncio.create_task(p.uplink.run(), name="uplink"),
+                        asyncio.create_task(p.pump.run(), name="pump"),
+                        asyncio.create_task(p.heartbeat.run(), name="heartbeat")]
+
+    def site_arrived(self, site: Site) -> None:
+        """Enrollment wrote a site configuration (first claim, or a renewed certificate)."""
+        apply_site(self.cfg, self.parts, site)
+        self._start_uplink()
+        self._live_dirty.set()
 
     async def _stop(self, tasks: list[asyncio.Task[None]]) -> None:
         """Polls end, the uplink says goodbye (no new window), what waits is committed; all within budget."""
@@ -185,6 +243,8 @@ class Daemon:
     def _pause_changed(self, paused: bool) -> None:
         """The button, the CLI or the page changed the pause switch."""
         p = self.parts
+        if p.enrollment and not paused:
+            p.enrollment.resumed()
         if p.uplink is None:
             return
         if paused:
@@ -245,6 +305,7 @@ class Daemon:
         except StoreError:
             backlog, last_upload = None, None
         return {"box": self.cfg.box_id, "printers": len(p.fleet.pollers), "answering": seen, "reported": reported,
+                "claimed": p.enrollment.claimed if p.enrollment else None,
                 "paused": p.pause.paused, "connected": bool(p.uplink and p.uplink.connected_now),
                 "uplink": bool(p.uplink), "uplink_error": self.uplink_error, "store_error": p.commits.error,
                 "in_memory": len(p.commits.readings), "backlog": backlog, "last_upload": last_upload,

@@ -45,6 +45,12 @@ class EnrollError(MeterboxError):
     code = "enroll"
 
 
+class EnrollRevoked(EnrollError):
+    """The vendor revoked this box: no certificate, and the broker refuses the old one."""
+
+    code = "revoked"
+
+
 @dataclass(frozen=True)
 class EnrollResult:
     """The vendor's answer: ``waiting`` (not claimed yet; call again after ``retry_after`` seconds)
@@ -184,7 +190,7 @@ class EnrollClient:
         if response.status_code == 401:
             raise EnrollError(f"vendor {host} refused box {self.identity.box}'s signed request: {said}")
         if response.status_code == 403:
-            raise EnrollError(f"vendor {host}: box {self.identity.box} is revoked ({said}); it cannot send "
+            raise EnrollRevoked(f"vendor {host}: box {self.identity.box} is revoked ({said}); it cannot send "
                               f"readings until the vendor reinstates it")
         raise EnrollError(f"vendor {host} answered enrollment with HTTP {response.status_code}: {said}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -254,12 +255,21 @@ def _config(doc: dict[str, Any], reader: _Reader, path: Path) -> Config:
     top = _Table(reader, doc)
     top.check_keys()
     box = _section(top, "box")
+    identity = box.get("identity", _path_under(reader.base), None)
+    poll = _section(top, "poll")
+    local = frozenset(name for name, present in (("enroll", "enroll" in doc), ("poll.interval", "interval" in poll.data))
+                      if present)
     return Config(
-        box_id=box.get("id", _box_id, "", missing='missing; add id = "MB-…" under [box], as printed on the label'),
+        box_id=box.get("id", _box_id, _identity_box(box, identity),
+                       missing="" if identity else 'missing; add id = "MB-…" under [box], as printed on the label, '
+                                                   'or identity = the folder of its factory identity'),
+        identity=identity,
+        vendor_ca_file=box.get("vendor_ca_file", _path_under(reader.base), None),
+        local=local,
         state_dir=box.get("state_dir", _path_under(reader.base), DEFAULT_STATE_DIR),
         log_level=box.get("log_level", _choice(LOG_LEVELS, str.lower), "info"),
         runtime_dir=box.get("runtime_dir", _path_under(reader.base), DEFAULT_RUNTIME_DIR),
-        poll=_poll(_section(top, "poll")),
+        poll=_poll(poll),
         printers=_printers(_entries(top, "printers")),
         credentials=tuple(_credential(table) for table in _entries(top, "credentials")),
         uplink=_uplink(_section(top, "uplink"), present="uplink" in doc),
@@ -268,6 +278,20 @@ def _config(doc: dict[str, Any], reader: _Reader, path: Path) -> Config:
         enroll=_enroll(_section(top, "enroll")),
         path=path,
     )
+
+
+def _identity_box(box: _Table, identity: Path | None) -> str:
+    """The box id from the factory identity (identity.json), when [box] gives no id."""
+    if identity is None or "id" in box.data:
+        return ""
+    try:
+        found = json.loads((identity / "identity.json").read_text(encoding="utf-8"))["box"]
+        return _box_id(found)
+    except (OSError, ValueError, KeyError, TypeError, _Invalid) as err:
+        box.problem("identity", f"{identity / 'identity.json'} cannot give the box id ({err}); restore the "
+                                "box's identity files from the factory, or add id = \"MB-…\" from the label",
+                    str(identity))
+        return ""
 
 
 # ---------------------------------------------------------------------------- entry point

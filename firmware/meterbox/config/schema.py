@@ -160,6 +160,9 @@ class Config:
     enroll: EnrollConfig = field(default_factory=EnrollConfig)
     log_level: str = "info"
     runtime_dir: Path = Path("/run/meterbox")   # tmpfs: live status, pause when the state dir is read-only
+    identity: Path | None = None  # the factory identity (box id, key, claim code, vendor): enrollment
+    vendor_ca_file: Path | None = None  # the CA of the vendor's HTTPS service (default: the system's)
+    local: frozenset[str] = frozenset()  # settings written in the file, which the vendor's site config never overrides
     path: Path | None = None     # the file it came from, for error messages
 
 
@@ -171,7 +174,7 @@ CREDENTIAL_KEYS = ("version", "community", *V3_ONLY_KEYS)
 ARRAY_TABLES = frozenset({"printers", "credentials"})
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "": ("box", "poll", "printers", "credentials", "uplink", "store", "discovery", "enroll"),
-    "box": ("id", "state_dir", "runtime_dir", "log_level"),
+    "box": ("id", "state_dir", "runtime_dir", "log_level", "identity", "vendor_ca_file"),
     "poll": ("interval", "timeout", "retries", "concurrency"),
     "printers": ("host", "port", *CREDENTIAL_KEYS),
     "credentials": CREDENTIAL_KEYS,
