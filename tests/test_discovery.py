@@ -375,3 +375,30 @@ def test_a_printer_announced_over_mdns_is_found_and_polled(office: Lan, tmp_path
         office.stop(daemon)
     finally:
         office.stop(announcer)
+
+
+def test_silent_printers_do_not_starve_the_ones_that_answer(office: Lan, tmp_path: Path) -> None:
+    """40 listed printers are switched off (silent: no answer, no ICMP); the 4 that answer keep
+    their interval, because silent ones retry less often and share a quarter of the poll slots."""
+    answering = {10: "U64641E7J134163", 16: "VNCRC48198", 17: "AA2M021115700", 18: "RH28Y00024"}
+    silent = range(100, 140)
+    printers = "".join(f'[[printers]]\nhost = "{office.address(n)}"\n\n' for n in [*answering, *silent])
+    config = tmp_path / "meterbox.toml"
+    config.write_text(f'{BOX}state_dir = "{tmp_path / "state"}"\nruntime_dir = "{tmp_path / "run"}"\n\n'
+                      '[poll]\ninterval = "1s"\ntimeout = "500ms"\nretries = 1\nconcurrency = 4\n\n'
+                      f"[discovery]\nenabled = false\n\n{printers}")
+    db, log = tmp_path / "state" / "meterbox.db", tmp_path / "daemon.log"
+    daemon = office.box_spawn(log, "run", "--config", str(config))
+    try:
+        wait_for("the first readings", lambda: all(readings(db, s) >= 1 for s in answering.values()), log=log)
+        start, began = {s: readings(db, s) for s in answering.values()}, time.monotonic()
+        wait_for("6 more readings of each answering printer",
+                 lambda: all(readings(db, s) >= start[s] + 6 for s in answering.values()), timeout=30, log=log)
+        took = time.monotonic() - began
+        # every 1 s, so 6 more take about 6 s; with the 40 silent printers holding the 4 slots for
+        # 1 s each (500 ms, 1 retry) they would take 6 rounds of 10 s
+        assert took < 20, f"6 readings took {took:.0f} s: silent printers starve the others"
+        text = log.read_text()
+        assert text.count(f"printer at {office.address(100)}:161") == 1, "said once, not at every retry"
+    finally:
+        office.stop(daemon)
