@@ -53,7 +53,7 @@ class PollResult:
 
 def identity_oids() -> list[str]:
     ident = loader.standard()["identity"]
-    return [ident["sys_object_id"], ident["sys_descr"], *ident["serial"], *ident["model"]]
+    return [ident["sys_object_id"], ident["sys_descr"], ident["sys_name"], *ident["serial"], *ident["model"]]
 
 
 def walk_roots(profile: Profile | None, has_pwg: bool | None) -> list[str]:

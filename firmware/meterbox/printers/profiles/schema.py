@@ -27,9 +27,10 @@ TOP = {"name": ("str", True), "match": ("prefixes", True), "match_descr": ("rege
        "recordings": ("strs", False), "identity": ("identity", False), "meters": ("rules", False),
        "tables": ("rules", False), "devices": ("rules", False), "sums": ("rules", False),
        "supplies": ("rules", False), "supply_kinds": ("rules", False)}
-IDENTITY = {"serial": ("values", False), "model": ("values", False), "descr": ("patterns", False)}
+IDENTITY = {"serial": ("values", False), "model": ("values", False), "descr": ("patterns", False),
+            "model_pattern": ("modelpatterns", False)}
 DESCR_GROUPS = {"brand", "model", "serial"}
-PROBE = {"oid": ("oid", True), "contains": ("str", True)}
+PROBE = {"oid": ("oid", True), "contains": ("texts", True)}
 RULES: dict[str, dict[str, tuple[str, bool]]] = {
     "meters": {"oid": ("oid", True), "name": ("meter", False), "decode": ("decode", False),
                "words": ("words", False), "unit": ("str", False), "models": ("regex", False)},
@@ -93,6 +94,13 @@ class Checker:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             self.add(key, f"expected a whole number above 0, got {value!r}")
 
+    def _texts(self, key: str, value: Any) -> None:
+        """One text or a list of texts (any of them)."""
+        if isinstance(value, str):
+            self._str(key, value)
+        else:
+            self._strs(key, value)
+
     def _strs(self, key: str, value: Any) -> None:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.add(key, f"expected a list of texts, got {value!r}")
@@ -144,6 +152,17 @@ class Checker:
             if not groups or groups - DESCR_GROUPS:
                 self.add(f"{key}[{i}]", f"name what the pattern finds with (?P<model>...), (?P<brand>...) "
                                         f"or (?P<serial>...); found groups {sorted(groups)}")
+
+    def _modelpatterns(self, key: str, value: Any) -> None:
+        """Model patterns: regular expressions with a (?P<model>...) group."""
+        self._regexes(key, value)
+        for i, v in enumerate(value if isinstance(value, list) else []):
+            try:
+                groups = set(re.compile(v).groupindex) if isinstance(v, str) else {"model"}
+            except re.error:
+                continue
+            if "model" not in groups:
+                self.add(f"{key}[{i}]", "name the model with (?P<model>...)")
 
     def _probe(self, key: str, value: Any) -> None:
         if not isinstance(value, dict):
