@@ -69,6 +69,7 @@ covers = "everything"
 match = ["1.3.6.1.4.1.99999"]
 match_descr = ["(unclosed"]
 match_probe = { oid = "1.3.6.1.4.1.99999.9.0", contains = ["MFG:Acme", 7] }
+printer_only = "yes"
 [identity]
 serial = ["1.3.6.1.4.1.99999.2.0", { oid = "1.3.6.1.4.1.99999.3.0", decode = "brother_words" }]
 descr = ['^Acme (\\S+)']
@@ -120,6 +121,7 @@ def test_schema_reports_every_problem_with_file_and_key(broken: Path) -> None:
         ("acme.toml", "match[0]"),                  # prefix must end in a dot
         ("acme.toml", "match_descr[0]"),            # bad regular expression
         ("acme.toml", "match_probe.contains"),      # texts only
+        ("acme.toml", "printer_only"),              # true or false
         ("acme.toml", "identity.model_pattern[0]"),  # no (?P<model>...)
         ("acme.toml", "identity.serial[1].decode"),  # a blob decoder where a text is needed
         ("acme.toml", "identity.descr[0]"),         # no named group

@@ -94,7 +94,7 @@ async def read_printer(client: SnmpClient, target: Target, hint: Hint | None = N
     hint.rows = max([len(v) for v in walked.values()] + [1]) + 1
     device, reading, explain = interpret(snap, hint.profile, clock())
     if strict:
-        _check_is_printer(snap, target, reading)
+        _check_is_printer(snap, target, reading, hint.profile)
     return PollResult(device, reading, explain, client.requests - before)
 
 
@@ -133,14 +133,17 @@ async def _missing_cells(client: SnmpClient, target: Target, profile: Profile, h
     return await client.get(target, missing) if missing and profile.devices else {}
 
 
-def _check_is_printer(snap: Snapshot, target: Target, reading: Reading) -> None:
-    """Only printers are read: Printer-MIB present, an hrDevicePrinter row, or vendor page meters."""
+def _check_is_printer(snap: Snapshot, target: Target, reading: Reading, profile: Profile | None = None) -> None:
+    """Only printers are read: Printer-MIB present, an hrDevicePrinter row, vendor page meters, or
+    the serial or model OID of a vendor that makes nothing but printers (`printer_only`)."""
     std = loader.standard()
     if snap.column("marker_life") or snap.column("supply_level") or snap.column("supply_type") or reading.meters:
         return
     if any(text(v) == std["hr_device_printer"] for v in snap.column("hr_device_type").values()):
         return
     if any(snap.scalars.get(o) for o in std["identity"]["serial"]):
+        return
+    if profile and profile.printer_only and any(snap.scalars.get(r.oid) for r in (*profile.serial, *profile.model)):
         return
     raise NotAPrinter(f"device at {target.address} answers SNMP but is not a printer "
                       "(no Printer-MIB, no hrDevicePrinter); it is ignored")

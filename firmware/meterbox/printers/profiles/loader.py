@@ -127,6 +127,7 @@ class Profile:
     covers: str = ""
     match_descr: tuple[str, ...] = ()
     match_probe: tuple[str, tuple[str, ...]] | None = None
+    printer_only: bool = False
     serial: tuple[ValueRule, ...] = ()
     model: tuple[ValueRule, ...] = ()
     descr: tuple[str, ...] = ()
@@ -209,6 +210,7 @@ def build(path: Path, data: dict[str, Any]) -> Profile:
         name=data["name"], match=tuple(data["match"]), manufacturer=data["manufacturer"],
         covers=data["covers"], match_descr=tuple(data.get("match_descr", ())),
         match_probe=(probe["oid"], (contains,) if isinstance(contains, str) else tuple(contains)) if probe else None,
+        printer_only=data.get("printer_only", False),
         serial=_values(ident.get("serial", [])), model=_values(ident.get("model", [])),
         descr=tuple(ident.get("descr", ())), model_pattern=tuple(ident.get("model_pattern", ())),
         meters=_rules(MeterRule, data.get("meters", [])),

@@ -23,7 +23,8 @@ CODE = re.compile(r"^[0-9a-f]{2}$")
 
 # key -> (type, required). Types: "str", "int", "oid", "oids", "strs", "map", "regex", "regexes".
 TOP = {"name": ("str", True), "match": ("prefixes", True), "match_descr": ("regexes", False),
-       "match_probe": ("probe", False), "manufacturer": ("str", True), "covers": ("str", True),
+       "match_probe": ("probe", False), "printer_only": ("bool", False),
+       "manufacturer": ("str", True), "covers": ("str", True),
        "recordings": ("strs", False), "identity": ("identity", False), "meters": ("rules", False),
        "tables": ("rules", False), "devices": ("rules", False), "sums": ("rules", False),
        "supplies": ("rules", False), "supply_kinds": ("rules", False)}
@@ -93,6 +94,10 @@ class Checker:
     def _int(self, key: str, value: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             self.add(key, f"expected a whole number above 0, got {value!r}")
+
+    def _bool(self, key: str, value: Any) -> None:
+        if not isinstance(value, bool):
+            self.add(key, f"expected true or false, got {value!r}")
 
     def _texts(self, key: str, value: Any) -> None:
         """One text or a list of texts (any of them)."""
