@@ -65,7 +65,7 @@ def test_real_serials_pass(serial: str) -> None:
 
 
 def test_no_recording_sends_a_placeholder() -> None:
-    """`serial_number` (nine bieniu/brother fixtures), the masks and TEST000000 of the JetDirect walks."""
+    """`serial_number` (ten bieniu/brother fixtures), the masks and TEST000000 of the JetDirect walks."""
     refused = {}
     for name in coverage_table.recordings():
         records = coverage_table.read_snmprec(PRINTERS / f"{name}.snmprec")
@@ -76,7 +76,7 @@ def test_no_recording_sends_a_placeholder() -> None:
         assert not found.serial or serial_problem(found.serial) is None, name
     assert refused == {
         **{n: b"serial_number" for n in ("brother_dcp-1618w", "brother_dcp-7070dw", "brother_dcp-j132w",
-                                         "brother_dcp-l2540dn", "brother_hl-2270dw", "brother_hl-5350dn",
+                                         "brother_dcp-l2540dn", "brother_dcp-l3550cdw", "brother_hl-2270dw", "brother_hl-5350dn",
                                          "brother_hl-l2340dw", "brother_mfc-5490cn", "brother_mfc-j680dw")},
         "jetdirect": b"HP ETHERNET MULTI-ENVIRONMENT,SN:AAA0A00000,FN:1G11F33,SVCID:26267,PID:Purchasing Color Laser",
         "jetdirect_context": b"HP ETHERNET MULTI-ENVIRONMENT,SN:AAA0A00000,FN:1G11F33,SVCID:26267,"

@@ -57,8 +57,10 @@ IDENTITY: dict[str, tuple[str, str | None, str | None]] = {
     # placeholder "serial_number", which is no serial (test_identity.py).
     "brother_dcp-1618w": ("", "Brother", "DCP-1618W"),
     "brother_dcp-7070dw": ("", "Brother", "DCP-7070DW"),
+    "brother_dcp-9020cdw": ("E71833C4J372261", "Brother", "DCP-9020CDW"),   # not anonymised upstream
     "brother_dcp-j132w": ("", "Brother", "DCP-J132W"),
     "brother_dcp-l2540dn": ("", "Brother", "DCP-L2540DN"),
+    "brother_dcp-l3550cdw": ("", "Brother", "DCP-L3550CDW"),
     "brother_hl-2270dw": ("", "Brother", "HL-2270DW"),
     "brother_hl-5350dn": ("", "Brother", "HL-5350DN"),
     "brother_hl-l2340dw": ("", "Brother", "HL-L2340DW"),
@@ -287,15 +289,19 @@ BROTHER = [n for n in WITH_EXPECTED if expected(n)["source"] and isinstance(expe
 BROTHER_SENSORS = {
     "page_counter": ("meter", "impressions.total"), "bw_counter": ("meter", "impressions.black"),
     "color_counter": ("meter", "impressions.color"), "duplex_unit_pages_counter": ("meter", "sheets.duplex"),
+    "image_counter": ("meter", "vendor.brother.image-count"),
+    **{f"{c}_counter": ("meter", f"vendor.brother.{c}-count") for c in ("black", "cyan", "magenta", "yellow")},
     **{f"{c}_toner_remaining": ("supply", f"toner.{c}") for c in ("black", "cyan", "magenta", "yellow")},
     **{f"{c}_ink_remaining": ("supply", f"ink.{c}") for c in ("black", "cyan", "magenta", "yellow")},
+    **{f"{c}_drum_remaining_life": ("supply", f"drum.{c}") for c in ("black", "cyan", "magenta", "yellow")},
     "drum_remaining_life": ("supply", "drum.none"), "belt_unit_remaining_life": ("supply", "transfer.none"),
-    "fuser_remaining_life": ("supply", "fuser.none"),
+    "fuser_remaining_life": ("supply", "fuser.none"), "laser_remaining_life": ("supply", "other.none"),
+    "pf_kit_mp_remaining_life": ("supply", "other.none.2"), "pf_kit_1_remaining_life": ("supply", "other.none.3"),
 }
 # Not sent: status texts and status codes; black_toner / black_ink (code 81..84, a second,
 # whole-percent reading; we send the life remaining, 6f..72 / 100, as Home Assistant does);
-# drum_counter (pages through the drum) and *_remaining_pages (next-care pages, not percent).
-BROTHER_NOT_SENT = re.compile(r"^(status|.*_status|(black|cyan|magenta|yellow)_(toner|ink)|drum_counter"
+# drum counters (pages through a drum) and *_remaining_pages (next-care pages, not percent).
+BROTHER_NOT_SENT = re.compile(r"^(status|.*_status|(black|cyan|magenta|yellow)_(toner|ink)|(\w+_)?drum_counter"
                               r"|.*_remaining_pages)$")
 
 
@@ -309,6 +315,27 @@ def test_brother_blobs_match_the_library_snapshot(printers: Simulator, name: str
         kind, ours = BROTHER_SENSORS[sensor]
         assert (meters if kind == "meter" else supplies)[ours] == value, (sensor, ours)
     assert got["device"]["manufacturer"] == "Brother"
+
+
+def test_brother_maintenance_blob_gives_every_unit_it_carries() -> None:
+    """Every drum (per colour), belt, fuser, laser unit and paper-feed kit in 5.5.8.0 is a supply,
+    named as the contract has it; codes from bieniu/brother brother/const.py (VALUES_LASER_MAINTENANCE)."""
+    import coverage_table
+    from meterbox.printers.poll import Snapshot, interpret, select_profile, walk_roots
+    from meterbox.printers.profiles.decoders import brother_words
+
+    records = coverage_table.read_snmprec(PRINTERS / "brother_dcp-9020cdw.snmprec")
+    blob = records["1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.8.0"]
+    assert isinstance(blob, bytes)
+    # a laser unit (6b) and a multi-purpose paper-feed kit (6c) at 77 % and 64 %, as no fixture has them
+    records["1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.8.0"] = blob[:-1] + bytes.fromhex("6b010400001e14" "6c010400001900") + b"\xff"
+    assert brother_words(records["1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.8.0"])["6c"] == 6400  # type: ignore[index]
+    profile = select_profile(records)
+    _, reading, _ = interpret(Snapshot.from_records(records, walk_roots(profile, True)), profile, 0.0)
+    assert {s.name: s.level for s in reading.supplies} == {
+        "toner.black": 91, "toner.cyan": 61, "toner.magenta": 59, "toner.yellow": 20,
+        "drum.black": 68, "drum.cyan": 68, "drum.magenta": 68, "drum.yellow": 68,
+        "transfer.none": 83, "fuser.none": 91, "other.none": 77, "other.none.2": 64, "other.none.3": 92}
 
 
 # -- synthetic recordings (from the vendor documentation in VENDOR-COUNTERS.md) ---------------

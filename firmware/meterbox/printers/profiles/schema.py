@@ -18,7 +18,7 @@ OID = re.compile(r"^\d+(\.\d+)+$")
 PREFIX = re.compile(r"^1\.3\.6\.1\.4\.1\.\d+\.(\d+\.)*$")
 VENDOR_METER = re.compile(r"^vendor(\.[a-z0-9_-]+)+$")
 SUPPLY = re.compile(r"^(toner|ink|drum|developer|fuser|transfer|waste|staples|other)\."
-                    r"(black|cyan|magenta|yellow|none)$")
+                    r"(black|cyan|magenta|yellow|none)(\.[2-9]|\.[1-9][0-9]+)?$")   # a second one: .2
 CODE = re.compile(r"^[0-9a-f]{2}$")
 
 # key -> (type, required). Types: "str", "int", "oid", "oids", "strs", "map", "regex", "regexes".
@@ -256,7 +256,7 @@ class Checker:
             if not CODE.match(code):
                 self.add(f"{key}.{code}", "a word code is two lower-case hex digits, like \"6f\"")
             if not isinstance(name, str) or not SUPPLY.match(name):
-                self.add(f"{key}.{code}", f"{name!r} is not a supply name <kind>.<colour> (DESIGN.md)")
+                self.add(f"{key}.{code}", f"{name!r} is not a supply name <kind>.<colour>[.<n>] (DESIGN.md)")
 
     def _keyed(self, key: str, value: Any) -> None:
         if not isinstance(value, dict):
