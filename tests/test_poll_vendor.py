@@ -258,6 +258,42 @@ def test_sharp_counters_by_name(printers: Simulator) -> None:
     assert (meters["sheets.duplex"], meters["scans.total"], meters["marker.life"]) == (41020, 13534, 121104)
 
 
+def _sharp_as(model: str, colour_zero: bool) -> dict[str, int]:
+    """The sharp recording (MX-3570N) read as MODEL, its colour columns at 0 if COLOUR_ZERO."""
+    import coverage_table
+    from meterbox.printers.poll import Snapshot, interpret, select_profile, walk_roots
+
+    records = coverage_table.read_snmprec(PRINTERS / "sharp.snmprec")
+    names = "1.3.6.1.4.1.2385.1.1.19.2.1.4."
+    for oid, name in list(records.items()):
+        if oid.startswith(names) and colour_zero and b"Color" in name and b"Scan" not in name:  # type: ignore[operator]
+            records[f"1.3.6.1.4.1.2385.1.1.19.2.1.3.{oid[len(names):]}"] = 0
+    for oid in ("1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.25.3.2.1.3.1"):
+        records[oid] = f"SHARP {model}".encode()
+    profile = select_profile(records)
+    _, reading, explain = interpret(Snapshot.from_records(records, walk_roots(profile, True)), profile, 0.0)
+    assert {s.name for s in explain} >= {m.name for m in reading.meters}
+    return {m.name: m.value for m in reading.meters}
+
+
+def test_a_mono_printer_reports_no_colour_meters() -> None:
+    """Sharp's MIB is one for the range: a mono MX-M answers the colour columns with 0. The sharp
+    profile's [mono] rule leaves them out there; a colour model keeps them, at 0 too."""
+    colour = _sharp_as("MX-3570N", colour_zero=False)
+    mono = _sharp_as("MX-M3570", colour_zero=True)
+    unused_colour = _sharp_as("MX-3570N", colour_zero=True)
+    colour_names = {"impressions.color", "impressions.color.full", "impressions.color.single", "prints.color",
+                    "copies.color", "vendor.sharp.two-color-total", "vendor.sharp.other-color"}
+    assert colour_names <= set(colour) and colour_names <= set(unused_colour)
+    assert not colour_names & set(mono) and not any("color" in n for n in mono if "scan" not in n)
+    assert {n: unused_colour[n] for n in colour_names} == dict.fromkeys(colour_names, 0)
+    # black, the total (black + colour 0) and the colour scanner stay
+    assert (mono["impressions.black"], mono["impressions.total"], mono["vendor.sharp.scans-color"]) == (
+        91164, 91164, colour["vendor.sharp.scans-color"])
+    assert "impressions.color" not in _sharp_as("BP-50M26", colour_zero=True)
+    assert _sharp_as("MX-M3570", colour_zero=False)["impressions.color"] == 29940   # not 0: kept
+
+
 def test_konica_counters(printers: Simulator) -> None:
     meters = meters_of(poll(printers, "konica_c250i"))
     assert (meters["copies.black"], meters["prints.black"], meters["copies.color"], meters["prints.color"]) == (

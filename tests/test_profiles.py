@@ -97,6 +97,9 @@ of = ["prints.black"]
 oid = "1.3.6.1.4.1.99999.7.0"
 decode = "brother_words"
 words = { "6F" = "toner.blak" }
+[mono]
+models = '^MX-M'
+meters = ["impressions.colour"]
 ''',
     "zeta.toml": 'name = "zeta"\nmatch = [',
     "omega.toml": GOOD.replace('name = "acme"', 'name = "omega"'),
@@ -123,6 +126,7 @@ def test_schema_reports_every_problem_with_file_and_key(broken: Path) -> None:
         ("acme.toml", "match_probe.contains"),      # texts only
         ("acme.toml", "printer_only"),              # true or false
         ("acme.toml", "identity.model_pattern[0]"),  # no (?P<model>...)
+        ("acme.toml", "mono.meters[0]"),            # not a canonical meter
         ("acme.toml", "identity.serial[1].decode"),  # a blob decoder where a text is needed
         ("acme.toml", "identity.descr[0]"),         # no named group
         ("acme.toml", "meters[0].name"),            # not canonical, did you mean

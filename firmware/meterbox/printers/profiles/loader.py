@@ -118,6 +118,14 @@ class SupplyKindRule:
 
 
 @dataclass(frozen=True)
+class MonoRule:
+    """Monochrome models of a family that still answer its colour columns, with 0: those meters are left out."""
+
+    models: str
+    meters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Profile:
     """A vendor family's identity OIDs, meters and supply quirks, layered over the standard profile."""
 
@@ -138,6 +146,7 @@ class Profile:
     sums: tuple[SumRule, ...] = ()
     supplies: tuple[SupplyRule, ...] = ()
     supply_kinds: tuple[SupplyKindRule, ...] = ()
+    mono: MonoRule | None = None
     recordings: tuple[str, ...] = ()
     source: Path | None = None
 
@@ -206,6 +215,7 @@ def build(path: Path, data: dict[str, Any]) -> Profile:
     ident = data.get("identity", {})
     probe = data.get("match_probe")
     contains = probe["contains"] if probe else ()
+    mono = data.get("mono")
     return Profile(
         name=data["name"], match=tuple(data["match"]), manufacturer=data["manufacturer"],
         covers=data["covers"], match_descr=tuple(data.get("match_descr", ())),
@@ -219,6 +229,7 @@ def build(path: Path, data: dict[str, Any]) -> Profile:
         sums=_rules(SumRule, data.get("sums", []), of=True),
         supplies=_rules(SupplyRule, data.get("supplies", [])),
         supply_kinds=_rules(SupplyKindRule, data.get("supply_kinds", []), words=True),
+        mono=MonoRule(mono["models"], tuple(mono["meters"])) if mono else None,
         recordings=tuple(data.get("recordings", ())), source=path,
     )
 

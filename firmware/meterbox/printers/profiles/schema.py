@@ -23,7 +23,7 @@ CODE = re.compile(r"^[0-9a-f]{2}$")
 
 # key -> (type, required). Types: "str", "int", "oid", "oids", "strs", "map", "regex", "regexes".
 TOP = {"name": ("str", True), "match": ("prefixes", True), "match_descr": ("regexes", False),
-       "match_probe": ("probe", False), "printer_only": ("bool", False),
+       "match_probe": ("probe", False), "printer_only": ("bool", False), "mono": ("mono", False),
        "manufacturer": ("str", True), "covers": ("str", True),
        "recordings": ("strs", False), "identity": ("identity", False), "meters": ("rules", False),
        "tables": ("rules", False), "devices": ("rules", False), "sums": ("rules", False),
@@ -32,6 +32,7 @@ IDENTITY = {"serial": ("values", False), "model": ("values", False), "descr": ("
             "model_pattern": ("modelpatterns", False)}
 DESCR_GROUPS = {"brand", "model", "serial"}
 PROBE = {"oid": ("oid", True), "contains": ("texts", True)}
+MONO = {"models": ("regex", True), "meters": ("meters", True)}
 RULES: dict[str, dict[str, tuple[str, bool]]] = {
     "meters": {"oid": ("oid", True), "name": ("meter", False), "decode": ("decode", False),
                "words": ("words", False), "unit": ("str", False), "models": ("regex", False)},
@@ -168,6 +169,12 @@ class Checker:
                 continue
             if "model" not in groups:
                 self.add(f"{key}[{i}]", "name the model with (?P<model>...)")
+
+    def _mono(self, key: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            self.add(key, 'expected a table [mono] with models = "<regex>" and meters = [...]')
+            return
+        self.keys(f"{key}.", value, MONO)
 
     def _probe(self, key: str, value: Any) -> None:
         if not isinstance(value, dict):
