@@ -206,6 +206,16 @@ def test_hrdevicedescr_wins_where_the_ieee1284_id_disagrees() -> None:
     assert device(records).model == "LaserJet MFP M129-M134"
 
 
+def test_another_hrdevice_row_names_the_model_only_where_no_row_is_the_printer() -> None:
+    """The scanner epson-scanner_ds-860 has one row, "DS-860" (type other): its model. Beside a
+    printer row, another row ("Ethernet port") never is."""
+    assert device(recorded("epson-scanner_ds-860")).model == "DS-860"
+    records: dict[str, Value] = {SYS_DESCR: b"Printer", "1.3.6.1.2.1.25.3.2.1.2.1": "1.3.6.1.2.1.25.3.1.4",
+                                 "1.3.6.1.2.1.25.3.2.1.3.1": b"Ethernet port", "1.3.6.1.2.1.25.3.2.1.2.2": HR_PRINTER,
+                                 "1.3.6.1.2.1.25.3.2.1.3.2": b""}
+    assert device(records).model is None
+
+
 @pytest.mark.parametrize(("descr", "model", "serial"), [
     (b"Dell B3460dn Laser Printer version NH5.CY.N543 kernel 3.0.0 All-N-1", "B3460dn", ""),
     (b"Dell 5130cdn Color Laser; Net 15.16, Controller 201009021658, Engine 04.67.00", "5130cdn", ""),

@@ -125,7 +125,7 @@ def _model(snap: Snapshot, profile: Profile | None, sys_descr: str | None,
 def _model_texts(snap: Snapshot, profile: Profile | None, sys_descr: str | None) -> Iterator[str]:
     """The vendor's model OIDs; hrDeviceDescr of the printer (an IEEE-1284 id before it only where
     the two agree: MDL "M129-M134" is a family, hrDeviceDescr "M130nw" the model); the profile's
-    sysDescr pattern; last, the first hrDevice row of any kind (a scanner's "DS-860")."""
+    sysDescr pattern; last, where no row is a printer, the first hrDevice row (a scanner's "DS-860")."""
     plain: list[str] = []
     device_ids: list[str] = []
     for rule in profile.model if profile else ():
@@ -144,7 +144,8 @@ def _model_texts(snap: Snapshot, profile: Profile | None, sys_descr: str | None)
     yield from (d for d in device_ids if d not in agreeing)
     if named := _descr(profile, sys_descr, "model"):
         yield named
-    yield from (d for _, d in rows[:1] if d)
+    if not any(text(t) == std["hr_device_printer"] for t in types.values()):
+        yield from (d for _, d in rows[:1] if d)
 
 
 def _agree(device_id: str, descr: str) -> bool:

@@ -20,6 +20,7 @@ from meterbox.printers.profiles import loader
 from meterbox.printers.profiles.loader import Profile
 from meterbox.printers.identity import clean_serial, identify, split_brand
 from meterbox.printers.meters import hr_roles, meters
+from meterbox.printers.private import printable
 from meterbox.printers.reading import Device, Reading
 from meterbox.printers.snapshot import Snapshot, Source
 from meterbox.printers.snmp import SnmpClient, Target, Value, text
@@ -87,7 +88,8 @@ async def read_printer(client: SnmpClient, target: Target, hint: Hint | None = N
     scalars, walked = await _read(client, target, hint)
     sys_oid = text(scalars.get(loader.standard()["identity"]["sys_object_id"]))
     if hint.sys_object_id != sys_oid:  # another printer answers at this address now: start over
-        log.info("printer at %s now reports sysObjectID %s; reading its identity again", target.address, sys_oid)
+        log.info("printer at %s now reports sysObjectID %s; reading its identity again", target.address,
+                 printable(sys_oid))
         hint.__dict__.update(Hint().__dict__)
         scalars, walked = await _read(client, target, hint)
     snap = Snapshot(scalars, walked)
