@@ -59,6 +59,7 @@ def _value(tag: str, raw: bytes) -> Value:
 class Row:
     recording: str
     profile: str
+    model: str
     serial: str
     total: str
     black: str
@@ -84,7 +85,8 @@ def coverage(name: str) -> Row:
 
     vendor_supplies = sum(1 for s in reading.supplies if not rules[s.name].startswith("standard"))
     supplies = str(len(reading.supplies)) + (f" ({vendor_supplies} vendor)" if vendor_supplies else "")
-    return Row(name, device.profile, "✓" if device.serial else "–",
+    model = " ".join(n for n in (device.manufacturer, device.model) if n) if device.model else "–"
+    return Row(name, device.profile, model, "✓" if device.serial else "–",
                cell("impressions.total", "sheets.total"), cell("impressions.black"),
                cell("impressions.color", "impressions.color.full"), supplies if reading.supplies else "–")
 
@@ -125,13 +127,15 @@ def render() -> str:
         "`✓ vendor`: read by a vendor profile rule; `✓ standard`: only the standard MIBs give it",
         "(prtMarkerLifeCount with its counter unit, PWG); a name in brackets is the meter that",
         "stands in (e.g. `sheets.total` where the printer counts sheets); `–`: not available.",
-        "Supplies: how many, and how many of them the vendor profile reads or corrects.",
+        "Model: the manufacturer and model sent in the devices message (`–`: the recording names",
+        "no model; tests/test_profiles.py lists each such recording and why). Supplies: how many,",
+        "and how many of them the vendor profile reads or corrects.",
         "",
-        "| profile | recording | serial | total | black | colour | supplies |",
-        "|---|---|---|---|---|---|---|",
+        "| profile | recording | model | serial | total | black | colour | supplies |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    out += [f"| {r.profile} | {r.recording} | {r.serial} | {r.total} | {r.black} | {r.color} | {r.supplies} |"
-            for r in rows]
+    out += [f"| {r.profile} | {r.recording} | {r.model} | {r.serial} | {r.total} | {r.black} | {r.color} | "
+            f"{r.supplies} |" for r in rows]
     return "\n".join(out) + "\n"
 
 

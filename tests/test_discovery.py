@@ -27,16 +27,18 @@ from typing import Any
 import pytest
 
 from meterbox.config import ConfigProblems, Credential, DiscoveryConfig, Secret, load, parse_range
-from meterbox.printers.discovery import Found, TokenBucket, _chains, merge, own_subnets
+from meterbox.printers.discovery import Discovery, Found, TokenBucket, _chains, merge, own_subnets
 from meterbox.printers.netif import Interface
 from meterbox.printers.poll import PollResult
 from meterbox.printers.reading import Device, Reading
+from meterbox.printers.snmp import SnmpClient
 from support import INSTALL_SNMPSIM, require
 from support.netns import (INSTALL_NETNS, INSTALL_SNMPD, Lan, Printers, Snmpd, non_printer_conf, recording,
                            sys_object_id, v3_printer_conf)
-from support.snmpsim import responder_binary
+from support.snmpsim import Simulator, responder_binary
 
 BOX = '[box]\nid = "MB-7F3A9C"\n'
+PRINTERS = Path(__file__).parent / "printers"
 V3_USER, V3_AUTH, V3_PRIV = "mbv3", "authpass-123", "privpass-123"
 
 # --------------------------------------------------------------------------- pure parts
@@ -168,6 +170,44 @@ def test_rows_never_carry_the_secret() -> None:
     assert row == {"address": "192.0.2.3", "manufacturer": "HP", "model": "M130nw", "serial": "B2",
                    "credential": "v2c community"}
     assert "s3cr3t" not in json.dumps(row)
+
+
+# --------------------------------------------------------------------------- printer-only vendors
+
+def _vendor_mib_only(name: str, keep: tuple[str, ...]) -> str:
+    """A recording reduced to the system group and the vendor OIDs under KEEP: no Printer-MIB,
+    no Host Resources, no page meters (a Kyocera whose Printer-MIB agent is switched off)."""
+    lines = (PRINTERS / f"{name}.snmprec").read_text(encoding="latin-1").splitlines(keepends=True)
+    return "".join(line for line in lines if line.startswith(("1.3.6.1.2.1.1.", *keep)))
+
+
+def _sweep(sim: Simulator, community: str) -> tuple[list[Found], list[str]]:
+    async def go() -> tuple[list[Found], list[str]]:
+        client = SnmpClient()
+        try:
+            found = await Discovery(client, [Credential("2c", Secret(community))], interfaces=lambda: []).sweep(
+                hosts=[(sim.host, sim.port)], own_subnets=False, mdns=False)
+            return found.printers, found.others
+        finally:
+            client.close()
+    return asyncio.run(go())
+
+
+def test_a_printer_only_vendor_is_kept_without_its_printer_mib(tmp_path: Path) -> None:
+    """Kyocera makes nothing but printers: its sysObjectID with its own serial and model OIDs
+    (1347.43.5.1.1.28 / .1) is a printer even when the Printer-MIB does not answer. The same
+    sysObjectID without them (jetdirect_1, a JetDirect EX) and an Epson scanner with its serial
+    OID (Epson makes scanners and projectors too) are still no printers."""
+    require(responder_binary(), INSTALL_SNMPSIM)
+    name = "kyocera_cs-4053ci"
+    with Simulator.with_recordings([name, "jetdirect_1", "epson-scanner_ds-860"], tmp_path / "p",
+                                   host="127.0.0.2") as sim:
+        sim.replace_recording(name, _vendor_mib_only(name, ("1.3.6.1.4.1.1347.43.5.1.1.",)))
+        printers, others = _sweep(sim, name)
+        assert [(f.serial, f.device.manufacturer, f.device.model) for f in printers] == [
+            ("RH28Y00024", "Kyocera", "CS 4053ci")] and others == []
+        for not_printer in ("jetdirect_1", "epson-scanner_ds-860"):
+            assert _sweep(sim, not_printer) == ([], [sim.address]), not_printer
 
 
 # --------------------------------------------------------------------------- the office LAN

@@ -21,7 +21,7 @@ from support.cli import run_cli
 
 PRINTERS = Path(__file__).parent / "printers"
 FAMILIES = {"xerox", "hp", "ricoh", "kyocera", "canon", "konica_minolta", "lexmark", "brother", "sharp", "epson",
-            "samsung", "toshiba", "oki"}
+            "samsung", "toshiba", "oki", "fujifilm", "dell", "zebra", "tsc"}
 
 
 # -- the shipped profiles ------------------------------------------------------------------
@@ -68,9 +68,12 @@ manufactuer = "Acme"
 covers = "everything"
 match = ["1.3.6.1.4.1.99999"]
 match_descr = ["(unclosed"]
+match_probe = { oid = "1.3.6.1.4.1.99999.9.0", contains = ["MFG:Acme", 7] }
+printer_only = "yes"
 [identity]
 serial = ["1.3.6.1.4.1.99999.2.0", { oid = "1.3.6.1.4.1.99999.3.0", decode = "brother_words" }]
 descr = ['^Acme (\\S+)']
+model_pattern = ['^Acme (?P<name>\\S+)']
 [[meters]]
 oid = "1.3.6.1.4.1.99999.1.0"
 name = "impresions.total"
@@ -94,6 +97,9 @@ of = ["prints.black"]
 oid = "1.3.6.1.4.1.99999.7.0"
 decode = "brother_words"
 words = { "6F" = "toner.blak" }
+[mono]
+models = '^MX-M'
+meters = ["impressions.colour"]
 ''',
     "zeta.toml": 'name = "zeta"\nmatch = [',
     "omega.toml": GOOD.replace('name = "acme"', 'name = "omega"'),
@@ -117,6 +123,10 @@ def test_schema_reports_every_problem_with_file_and_key(broken: Path) -> None:
         ("acme.toml", "manufacturer"),              # missing
         ("acme.toml", "match[0]"),                  # prefix must end in a dot
         ("acme.toml", "match_descr[0]"),            # bad regular expression
+        ("acme.toml", "match_probe.contains"),      # texts only
+        ("acme.toml", "printer_only"),              # true or false
+        ("acme.toml", "identity.model_pattern[0]"),  # no (?P<model>...)
+        ("acme.toml", "mono.meters[0]"),            # not a canonical meter
         ("acme.toml", "identity.serial[1].decode"),  # a blob decoder where a text is needed
         ("acme.toml", "identity.descr[0]"),         # no named group
         ("acme.toml", "meters[0].name"),            # not canonical, did you mean
@@ -281,12 +291,34 @@ def test_every_reading_keeps_the_wire_contract() -> None:
         jsonschema.validate(reading.payload("MB-00AA11"), schema)
 
 
+# Recordings that name no model anywhere in the walk (sysDescr, hrDeviceDescr, vendor OIDs),
+# and what they do say. Every other recording must get a model: the coverage table shows it.
+NO_MODEL = {
+    "canonprinter_mf": 'hand-written LibreNMS stub, sysDescr "Canon MF": the i-SENSYS MF series, no model',
+    "dell-laser_color": 'hand-written LibreNMS stub, sysDescr "Dell Color Laser": a product class',
+    "jetdirect_1": 'sysDescr names the HP JetDirect EX print server, nothing of the Kyocera behind it',
+    "jetdirect_2": "hand-written LibreNMS stub: a sysObjectID alone",
+    "samsungprinter_c": 'hand-written LibreNMS stub, sysDescr "Samsung C": a series letter',
+    "samsungprinter_s": 'hand-written LibreNMS stub, sysDescr "Samsung S": a series letter',
+    "samsungprinter_scx": 'hand-written LibreNMS stub, sysDescr "Samsung SCX": the SCX series, no model',
+    "zebra_1": 'sysDescr "Zebra Wired" names the ZebraNet print server, no printer model',
+}
+
+
+def test_every_recording_that_names_its_model_gets_one() -> None:
+    """The coverage table's model column: a model wherever the walk names one, and only there."""
+    for name in coverage_table.recordings():
+        model = coverage_table.coverage(name).model
+        assert (model == "–") == (name in NO_MODEL), (name, model, NO_MODEL.get(name))
+
+
 def test_coverage_table_shows_vendor_meters_where_the_profiles_read_them() -> None:
     kyocera = coverage_table.coverage("kyocera_cs-4053ci")
     assert (kyocera.profile, kyocera.serial, kyocera.total, kyocera.black, kyocera.color) == (
         "kyocera", "✓", "✓ vendor", "✓ vendor", "✓ vendor")
     assert coverage_table.coverage("brother_hl-l2340dw").supplies == "2 (2 vendor)"
     assert coverage_table.coverage("utax").total == "✓ standard"
+    assert coverage_table.coverage("dell-laser").model == "Dell B3460dn"
 
 
 # -- meterbox profiles -----------------------------------------------------------------------

@@ -155,6 +155,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
         print(f"  {s.name:<26} {level}  {s.state}" + _explained(args, by_name.get(s.name)))
     if args.explain and "serial" in by_name:
         print(f"serial from {by_name['serial'].oid} = {_raw(by_name['serial'].raw)!r} ({by_name['serial'].rule})")
+    for refused in (s for s in result.explain if args.explain and s.name == "serial refused"):
+        print(f"serial refused: {refused.oid} = {_raw(refused.raw)!r} ({refused.rule})")
     return 0
 
 
@@ -522,8 +524,9 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     """List the vendor profiles: which printers each claims, what it reads, which recordings test it."""
     from meterbox.printers.profiles import loader
 
-    rows = [{"name": p.name, "manufacturer": p.manufacturer, "match": list(p.match),
-             "match_descr": list(p.match_descr), "match_probe": list(p.match_probe or ()),
+    rows: list[dict[str, Any]] = [{"name": p.name, "manufacturer": p.manufacturer, "match": list(p.match),
+             "match_descr": list(p.match_descr),
+             "match_probe": {"oid": p.match_probe[0], "contains": list(p.match_probe[1])} if p.match_probe else None,
              "covers": p.covers, "recordings": list(p.recordings)} for p in loader.vendor_profiles()]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -532,7 +535,8 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         print(f"{r['name']:<16} {r['manufacturer']:<16} sysObjectID {', '.join(r['match'])}")
         if r["match_descr"] or r["match_probe"]:
             also = [f"sysDescr {d}" for d in r["match_descr"]]
-            also += [f"{r['match_probe'][0]} contains {r['match_probe'][1]!r}"] if r["match_probe"] else []
+            probe = r["match_probe"]
+            also += [f"{probe['oid']} contains " + " or ".join(repr(c) for c in probe["contains"])] if probe else []
             print(f"  also matches: {'; '.join(also)}")
         print(f"  covers:       {r['covers']}")
         print(f"  recordings:   {', '.join(r['recordings']) or '(none)'}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 from typing import Callable
 
@@ -41,7 +42,17 @@ def meters(snap: Snapshot, profile: Profile | None, explain: list[Source], model
                 _sum_meter(found, sources, profile.name, total, add)
     _pwg_meters(snap, add)
     _marker_meters(snap, add)
+    for name in [n for n, m in found.items() if _mono_zero(profile, model, m)]:
+        explain.remove(sources[name])
+        del found[name]
     return list(found.values())
+
+
+def _mono_zero(profile: Profile | None, model: str | None, meter: Meter) -> bool:
+    """A colour column a monochrome model answers with 0 (profile [mono]): no meter of that printer."""
+    mono = profile.mono if profile else None
+    return bool(mono and meter.value == 0 and meter.name in mono.meters
+                and model and re.search(mono.models, model, re.I))
 
 
 def _unit(name: str, unit: str | None = None) -> str:

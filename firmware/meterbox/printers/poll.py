@@ -20,6 +20,7 @@ from meterbox.printers.profiles import loader
 from meterbox.printers.profiles.loader import Profile
 from meterbox.printers.identity import clean_serial, identify, split_brand
 from meterbox.printers.meters import hr_roles, meters
+from meterbox.printers.private import printable
 from meterbox.printers.reading import Device, Reading
 from meterbox.printers.snapshot import Snapshot, Source
 from meterbox.printers.snmp import SnmpClient, Target, Value, text
@@ -53,7 +54,7 @@ class PollResult:
 
 def identity_oids() -> list[str]:
     ident = loader.standard()["identity"]
-    return [ident["sys_object_id"], ident["sys_descr"], *ident["serial"], *ident["model"]]
+    return [ident["sys_object_id"], ident["sys_descr"], ident["sys_name"], *ident["serial"], *ident["model"]]
 
 
 def walk_roots(profile: Profile | None, has_pwg: bool | None) -> list[str]:
@@ -87,14 +88,15 @@ async def read_printer(client: SnmpClient, target: Target, hint: Hint | None = N
     scalars, walked = await _read(client, target, hint)
     sys_oid = text(scalars.get(loader.standard()["identity"]["sys_object_id"]))
     if hint.sys_object_id != sys_oid:  # another printer answers at this address now: start over
-        log.info("printer at %s now reports sysObjectID %s; reading its identity again", target.address, sys_oid)
+        log.info("printer at %s now reports sysObjectID %s; reading its identity again", target.address,
+                 printable(sys_oid))
         hint.__dict__.update(Hint().__dict__)
         scalars, walked = await _read(client, target, hint)
     snap = Snapshot(scalars, walked)
     hint.rows = max([len(v) for v in walked.values()] + [1]) + 1
     device, reading, explain = interpret(snap, hint.profile, clock())
     if strict:
-        _check_is_printer(snap, target, reading)
+        _check_is_printer(snap, target, reading, hint.profile)
     return PollResult(device, reading, explain, client.requests - before)
 
 
@@ -133,14 +135,17 @@ async def _missing_cells(client: SnmpClient, target: Target, profile: Profile, h
     return await client.get(target, missing) if missing and profile.devices else {}
 
 
-def _check_is_printer(snap: Snapshot, target: Target, reading: Reading) -> None:
-    """Only printers are read: Printer-MIB present, an hrDevicePrinter row, or vendor page meters."""
+def _check_is_printer(snap: Snapshot, target: Target, reading: Reading, profile: Profile | None = None) -> None:
+    """Only printers are read: Printer-MIB present, an hrDevicePrinter row, vendor page meters, or
+    the serial or model OID of a vendor that makes nothing but printers (`printer_only`)."""
     std = loader.standard()
     if snap.column("marker_life") or snap.column("supply_level") or snap.column("supply_type") or reading.meters:
         return
     if any(text(v) == std["hr_device_printer"] for v in snap.column("hr_device_type").values()):
         return
     if any(snap.scalars.get(o) for o in std["identity"]["serial"]):
+        return
+    if profile and profile.printer_only and any(snap.scalars.get(r.oid) for r in (*profile.serial, *profile.model)):
         return
     raise NotAPrinter(f"device at {target.address} answers SNMP but is not a printer "
                       "(no Printer-MIB, no hrDevicePrinter); it is ignored")

@@ -118,6 +118,14 @@ class SupplyKindRule:
 
 
 @dataclass(frozen=True)
+class MonoRule:
+    """Monochrome models of a family that still answer its colour columns, with 0: those meters are left out."""
+
+    models: str
+    meters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Profile:
     """A vendor family's identity OIDs, meters and supply quirks, layered over the standard profile."""
 
@@ -126,16 +134,19 @@ class Profile:
     manufacturer: str
     covers: str = ""
     match_descr: tuple[str, ...] = ()
-    match_probe: tuple[str, str] | None = None
+    match_probe: tuple[str, tuple[str, ...]] | None = None
+    printer_only: bool = False
     serial: tuple[ValueRule, ...] = ()
     model: tuple[ValueRule, ...] = ()
     descr: tuple[str, ...] = ()
+    model_pattern: tuple[str, ...] = ()
     meters: tuple[MeterRule, ...] = ()
     tables: tuple[TableRule, ...] = ()
     devices: tuple[DeviceRule, ...] = ()
     sums: tuple[SumRule, ...] = ()
     supplies: tuple[SupplyRule, ...] = ()
     supply_kinds: tuple[SupplyKindRule, ...] = ()
+    mono: MonoRule | None = None
     recordings: tuple[str, ...] = ()
     source: Path | None = None
 
@@ -203,18 +214,22 @@ def build(path: Path, data: dict[str, Any]) -> Profile:
     """A Profile from a file that passed the schema check."""
     ident = data.get("identity", {})
     probe = data.get("match_probe")
+    contains = probe["contains"] if probe else ()
+    mono = data.get("mono")
     return Profile(
         name=data["name"], match=tuple(data["match"]), manufacturer=data["manufacturer"],
         covers=data["covers"], match_descr=tuple(data.get("match_descr", ())),
-        match_probe=(probe["oid"], probe["contains"]) if probe else None,
+        match_probe=(probe["oid"], (contains,) if isinstance(contains, str) else tuple(contains)) if probe else None,
+        printer_only=data.get("printer_only", False),
         serial=_values(ident.get("serial", [])), model=_values(ident.get("model", [])),
-        descr=tuple(ident.get("descr", ())),
+        descr=tuple(ident.get("descr", ())), model_pattern=tuple(ident.get("model_pattern", ())),
         meters=_rules(MeterRule, data.get("meters", [])),
         tables=_rules(TableRule, data.get("tables", []), key=True),
         devices=_rules(DeviceRule, data.get("devices", [])),
         sums=_rules(SumRule, data.get("sums", []), of=True),
         supplies=_rules(SupplyRule, data.get("supplies", [])),
         supply_kinds=_rules(SupplyKindRule, data.get("supply_kinds", []), words=True),
+        mono=MonoRule(mono["models"], tuple(mono["meters"])) if mono else None,
         recordings=tuple(data.get("recordings", ())), source=path,
     )
 
@@ -280,7 +295,7 @@ def select(sys_object_id: str | None, sys_descr: str | None, scalars: Mapping[st
     for profile in vendor_profiles():
         if profile.match_probe:
             raw = scalars.get(profile.match_probe[0])
-            if isinstance(raw, bytes) and profile.match_probe[1].encode() in raw:
+            if isinstance(raw, bytes) and any(c.encode() in raw for c in profile.match_probe[1]):
                 return profile
     for profile in vendor_profiles():
         if sys_descr and any(re.search(p, sys_descr) for p in profile.match_descr):

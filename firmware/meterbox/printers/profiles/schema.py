@@ -18,18 +18,21 @@ OID = re.compile(r"^\d+(\.\d+)+$")
 PREFIX = re.compile(r"^1\.3\.6\.1\.4\.1\.\d+\.(\d+\.)*$")
 VENDOR_METER = re.compile(r"^vendor(\.[a-z0-9_-]+)+$")
 SUPPLY = re.compile(r"^(toner|ink|drum|developer|fuser|transfer|waste|staples|other)\."
-                    r"(black|cyan|magenta|yellow|none)$")
+                    r"(black|cyan|magenta|yellow|none)(\.[2-9]|\.[1-9][0-9]+)?$")   # a second one: .2
 CODE = re.compile(r"^[0-9a-f]{2}$")
 
 # key -> (type, required). Types: "str", "int", "oid", "oids", "strs", "map", "regex", "regexes".
 TOP = {"name": ("str", True), "match": ("prefixes", True), "match_descr": ("regexes", False),
-       "match_probe": ("probe", False), "manufacturer": ("str", True), "covers": ("str", True),
+       "match_probe": ("probe", False), "printer_only": ("bool", False), "mono": ("mono", False),
+       "manufacturer": ("str", True), "covers": ("str", True),
        "recordings": ("strs", False), "identity": ("identity", False), "meters": ("rules", False),
        "tables": ("rules", False), "devices": ("rules", False), "sums": ("rules", False),
        "supplies": ("rules", False), "supply_kinds": ("rules", False)}
-IDENTITY = {"serial": ("values", False), "model": ("values", False), "descr": ("patterns", False)}
+IDENTITY = {"serial": ("values", False), "model": ("values", False), "descr": ("patterns", False),
+            "model_pattern": ("modelpatterns", False)}
 DESCR_GROUPS = {"brand", "model", "serial"}
-PROBE = {"oid": ("oid", True), "contains": ("str", True)}
+PROBE = {"oid": ("oid", True), "contains": ("texts", True)}
+MONO = {"models": ("regex", True), "meters": ("meters", True)}
 RULES: dict[str, dict[str, tuple[str, bool]]] = {
     "meters": {"oid": ("oid", True), "name": ("meter", False), "decode": ("decode", False),
                "words": ("words", False), "unit": ("str", False), "models": ("regex", False)},
@@ -93,6 +96,17 @@ class Checker:
         if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
             self.add(key, f"expected a whole number above 0, got {value!r}")
 
+    def _bool(self, key: str, value: Any) -> None:
+        if not isinstance(value, bool):
+            self.add(key, f"expected true or false, got {value!r}")
+
+    def _texts(self, key: str, value: Any) -> None:
+        """One text or a list of texts (any of them)."""
+        if isinstance(value, str):
+            self._str(key, value)
+        else:
+            self._strs(key, value)
+
     def _strs(self, key: str, value: Any) -> None:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.add(key, f"expected a list of texts, got {value!r}")
@@ -144,6 +158,23 @@ class Checker:
             if not groups or groups - DESCR_GROUPS:
                 self.add(f"{key}[{i}]", f"name what the pattern finds with (?P<model>...), (?P<brand>...) "
                                         f"or (?P<serial>...); found groups {sorted(groups)}")
+
+    def _modelpatterns(self, key: str, value: Any) -> None:
+        """Model patterns: regular expressions with a (?P<model>...) group."""
+        self._regexes(key, value)
+        for i, v in enumerate(value if isinstance(value, list) else []):
+            try:
+                groups = set(re.compile(v).groupindex) if isinstance(v, str) else {"model"}
+            except re.error:
+                continue
+            if "model" not in groups:
+                self.add(f"{key}[{i}]", "name the model with (?P<model>...)")
+
+    def _mono(self, key: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            self.add(key, 'expected a table [mono] with models = "<regex>" and meters = [...]')
+            return
+        self.keys(f"{key}.", value, MONO)
 
     def _probe(self, key: str, value: Any) -> None:
         if not isinstance(value, dict):
@@ -232,7 +263,7 @@ class Checker:
             if not CODE.match(code):
                 self.add(f"{key}.{code}", "a word code is two lower-case hex digits, like \"6f\"")
             if not isinstance(name, str) or not SUPPLY.match(name):
-                self.add(f"{key}.{code}", f"{name!r} is not a supply name <kind>.<colour> (DESIGN.md)")
+                self.add(f"{key}.{code}", f"{name!r} is not a supply name <kind>.<colour>[.<n>] (DESIGN.md)")
 
     def _keyed(self, key: str, value: Any) -> None:
         if not isinstance(value, dict):
