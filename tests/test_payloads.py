@@ -64,7 +64,7 @@ def _stored(records: dict[str, Value], tmp_path: Path) -> list[dict[str, Any]]:
         device, reading.serial = dataclasses.replace(device, serial="NO-SERIAL"), "NO-SERIAL"
     store = Store(tmp_path / "meterbox.db")
     try:
-        store.add_reading(BOX, device, reading)
+        store.add_readings(BOX, [(device, reading)])
         return [{"leaf": m.topic.rsplit("/", 1)[1], "text": m.wire()} for m in store.messages()]
     finally:
         store.close()
