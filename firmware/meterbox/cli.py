@@ -182,19 +182,39 @@ def _config(path: Path) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from meterbox.box.journal import setup_logging
+    from meterbox.box.service import Service, status_line
     from meterbox.daemon import Daemon
 
     cfg = _config(args.config)
-    logging.getLogger().setLevel(cfg.log_level.upper())
+    setup_logging("DEBUG" if args.debug else cfg.log_level)  # the journal, with fields, under systemd
+    service = Service.create()
 
     async def go() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stop_now() -> None:
+            service.stopping()
+            stop.set()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop_now)
         daemon = Daemon(cfg)
         loop.add_signal_handler(signal.SIGUSR1, daemon.discover_now)   # sweep for printers now
-        await daemon.run(stop)
+        running = asyncio.create_task(daemon.run(stop))
+        started = asyncio.create_task(daemon.started.wait())
+        await asyncio.wait({running, started}, return_when=asyncio.FIRST_COMPLETED)
+        helpers = []
+        if started.done():  # config loaded, store open, first polls scheduled
+            service.ready()
+            helpers = [asyncio.create_task(service.watchdog()), asyncio.create_task(service.report(
+                lambda: status_line(len(daemon.pollers), daemon.store.backlog(), daemon.store.last_upload(),
+                                    paused=daemon.store.state("paused") == "1")))]
+        try:
+            await running
+        finally:
+            for task in (started, *helpers):
+                task.cancel()
 
     asyncio.run(go())
     return 0

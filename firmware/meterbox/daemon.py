@@ -144,6 +144,7 @@ class Daemon:
         self._acked: list[str] = []
         self._flushed = time.monotonic()
         self._gate = asyncio.Semaphore(max(cfg.poll.concurrency, 1))
+        self.started = asyncio.Event()  # set once the first polls are scheduled (systemd's READY=1)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll and upload until STOP is set."""
@@ -177,6 +178,7 @@ class Daemon:
         if self.uplink:
             tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
         self._start_discovery(tasks)
+        self.started.set()
         try:
             await stop.wait()
         finally:
