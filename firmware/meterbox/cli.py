@@ -19,6 +19,7 @@ from meterbox.errors import MeterboxError
 from meterbox.reading import utc_iso
 
 DEFAULT_CONFIG = Path(os.environ.get("METERBOX_CONFIG", "/etc/meterbox/meterbox.toml"))
+DEFAULT_IDENTITY = Path(os.environ.get("METERBOX_IDENTITY", "/etc/meterbox/identity"))
 log = logging.getLogger("meterbox")
 
 
@@ -87,6 +88,15 @@ def parser() -> argparse.ArgumentParser:
                        ("resume", "allow communication with the vendor again")):
         s = sub.add_parser(name, help=text)
         s.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    page = sub.add_parser("print-setup-page", help="print the setup page (state, LED legend, printers, "
+                          "QR code) on a printer the box found, or write it to a file")
+    page.add_argument("--printer", metavar="HOST[:PORT]", help="this printer (port 631 or ipp://HOST:PORT/PATH: "
+                      "IPP; another port: raw, e.g. 9100; no port: IPP, then 9100)")
+    page.add_argument("--out", type=Path, metavar="FILE", help="write the page here instead (PDF; PostScript "
+                      "for a .ps name); needs no printer and no daemon")
+    page.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    page.add_argument("--identity", type=Path, default=DEFAULT_IDENTITY, metavar="DIR",
+                      help=f"the factory identity (identity.json) for the claim QR code (default {DEFAULT_IDENTITY})")
     p_profiles = sub.add_parser("profiles", help="list the vendor profiles: what each matches and reads")
     p_profiles.add_argument("--json", action="store_true", help="print the profiles as JSON")
     return p
@@ -458,3 +468,13 @@ COMMANDS = {"poll": cmd_poll, "run": cmd_run, "sent": cmd_sent, "status": cmd_st
             "check-config": cmd_check_config, "doctor": cmd_doctor, "pause": cmd_pause, "resume": cmd_resume,
             "discover": cmd_discover}
 COMMANDS["profiles"] = cmd_profiles
+
+
+def cmd_print_setup_page(args: argparse.Namespace) -> int:
+    from meterbox.box.setup_page import command
+
+    print(command.run(_config(args.config), identity_dir=args.identity, printer=args.printer, out=args.out))
+    return 0
+
+
+COMMANDS["print-setup-page"] = cmd_print_setup_page
