@@ -70,6 +70,9 @@ class Service:
     def ready(self) -> None:
         """Config loaded, store open, first polls scheduled: systemd may start what waits for us."""
         self._send("READY=1")
+        if self.enabled:
+            log.info("ready%s", f"; watchdog every {self.interval / 2:g} s" if self.interval else "",
+                     extra={"METERBOX_EVENT": "ready"})
 
     def status(self, text: str) -> None:
         """One line a person reads in `systemctl status meterbox`."""
