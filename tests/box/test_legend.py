@@ -49,3 +49,16 @@ def test_inconsistent_legend_is_refused(tmp_path: Path) -> None:
     bad.write_text(text.replace('name = "starting"', 'name = "sleeping"'))
     with pytest.raises(LegendError, match="not one the firmware knows"):
         Legend.load(bad)
+
+
+def test_wheel_carries_the_hw_files_not_links(tmp_path: Path) -> None:
+    """meterbox/box/data/*.toml are links to hw/ in the tree; a wheel must carry the files themselves."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "-w", str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    wheel = zipfile.ZipFile(next(tmp_path.glob("meterbox-*.whl")))
+    for name in ("pins.toml", "legend.toml"):
+        assert wheel.read(f"meterbox/box/data/{name}") == (ROOT / "hw" / name).read_bytes()
