@@ -437,3 +437,14 @@ rate = "fast"
         load(path)
     by_subject = {p.subject.split(" =")[0]: p.line for p in err.value.problems}
     assert by_subject == {"uplink.port": 1, "box.log_level": 9, "discovery.rate": 17}
+
+
+def test_panel_pins_named_twice_or_off_the_header_are_config_errors_with_their_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, '[box]\nid = "MB-7F3A9C"\n\n[panel]\nbutton = 5\namber = 5\nred = 99\n')
+    with pytest.raises(ConfigProblems) as err:
+        load(path)
+    problems = {p.subject.split(" =")[0]: (p.line, p.message) for p in err.value.problems}
+    assert problems["panel.red"][0] == 7 and "not on the 40-pin header" in problems["panel.red"][1]
+    assert any(line in (5, 6) and "already" in message for line, message in problems.values())
+    good = load(write(tmp_path, '[box]\nid = "MB-7F3A9C"\n\n[panel]\nbutton = 5\n'))
+    assert dict(good.panel.pins) == {"button": 5}

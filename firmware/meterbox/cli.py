@@ -20,6 +20,7 @@ from meterbox.logs import plural
 from meterbox.printers.reading import utc_iso
 
 DEFAULT_CONFIG = Path(os.environ.get("METERBOX_CONFIG", "/etc/meterbox/meterbox.toml"))
+DEFAULT_IDENTITY = Path(os.environ.get("METERBOX_IDENTITY", "/etc/meterbox/identity"))
 log = logging.getLogger("meterbox")
 
 
@@ -92,6 +93,15 @@ def parser() -> argparse.ArgumentParser:
     enr.add_argument("--status", action="store_true", help="show it (the default; the daemon does the enrolling)")
     enr.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     enr.add_argument("--json", action="store_true")
+    page = sub.add_parser("print-setup-page", help="print the setup page (state, LED legend, printers, "
+                          "QR code) on a printer the box found, or write it to a file")
+    page.add_argument("--printer", metavar="HOST[:PORT]", help="this printer (port 631 or ipp://HOST:PORT/PATH: "
+                      "IPP; another port: raw, e.g. 9100; no port: IPP, then 9100)")
+    page.add_argument("--out", type=Path, metavar="FILE", help="write the page here instead (PDF; PostScript "
+                      "for a .ps name); needs no printer and no daemon")
+    page.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    page.add_argument("--identity", type=Path, metavar="DIR", help="the factory identity (identity.json) for the "
+                      f"claim QR code (default: [box] identity in the config, else {DEFAULT_IDENTITY})")
     p_profiles = sub.add_parser("profiles", help="list the vendor profiles: what each matches and reads")
     p_profiles.add_argument("--json", action="store_true", help="print the profiles as JSON")
     return p
@@ -190,21 +200,70 @@ def _config(path: Path) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from meterbox.box.daemon import Daemon, build
+    from meterbox.box.journal import setup_logging
+    from meterbox.box.service import Service
 
     cfg = _config(args.config)
-    logging.getLogger().setLevel(cfg.log_level.upper())
+    setup_logging("DEBUG" if args.debug else cfg.log_level)  # the journal, with fields, under systemd
+    service = Service.create()
+    panel_parts = _panel_parts(cfg)
+    if panel_parts:
+        _reset_if_held(cfg, *panel_parts)   # before anything opens the store: it may be cleared
 
     async def go() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def stop_now() -> None:
+            service.stopping()
+            stop.set()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stop_now)
         parts = build(cfg)
         loop.add_signal_handler(signal.SIGUSR1, parts.fleet.discover_now)   # sweep for printers now
-        await Daemon(cfg, parts).run(stop)
+        daemon = Daemon(cfg, parts, on_ready=service.ready, on_status=service.status)
+        if panel_parts:
+            from meterbox.box.panel import Panel
+
+            pins, legend = panel_parts
+            daemon.attach_panel(Panel.create(pins, legend, loop, on_press=daemon.button_pressed,
+                                             on_hold=daemon.button_held), legend)
+        watchdog = asyncio.create_task(service.watchdog())   # from the event loop: a stalled loop stops it
+        try:
+            await daemon.run(stop)
+        finally:
+            watchdog.cancel()
 
     asyncio.run(go())
     return 0
+
+
+def _panel_parts(cfg: Config) -> tuple[Any, Any] | None:
+    """The pin map and legend, unless [panel] enabled = false (a board without GPIO says so later, once)."""
+    if cfg.panel.enabled is False:
+        log.info("panel off ([panel] enabled = false)")
+        return None
+    from meterbox.box.legend import Legend
+    from meterbox.box.pins import PinMap
+
+    return PinMap.load(overrides=dict(cfg.panel.pins), where=cfg.panel.where or "the config"), Legend.load()
+
+
+def _reset_if_held(cfg: Config, pins: Any, legend: Any) -> None:
+    """The button held while powering on: factory reset (site, certificate, store; the identity stays)."""
+    from meterbox.box.daemon import DEFAULT_IDENTITY
+    from meterbox.box.enroll import site_dir
+    from meterbox.box.panel import gpio_missing
+    from meterbox.box.reset import ResetPaths, held_at_start
+
+    if gpio_missing():
+        return
+    site = site_dir(cfg.state_dir)
+    try:
+        held_at_start(pins, legend, ResetPaths(site=(site,), certificate=(), store=(cfg.state_dir / "meterbox.db",),
+                                               identity=cfg.identity or DEFAULT_IDENTITY))
+    except Exception as err:  # a busy pin must not keep the box from starting
+        log.warning("factory reset check skipped: %s", err)
 
 
 @contextlib.contextmanager
@@ -315,6 +374,12 @@ def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
     if live:
         link = "connected to the vendor" if live.get("connected") else "not connected"
         lines.append(f"daemon: running (pid {live['pid']}); {link}")
+        if live.get("fault"):
+            from meterbox.box.legend import Legend
+
+            fault = Legend.load().fault(live["fault"])
+            lines.append(f"FAULT, red LED {fault.blinks} blinks: {fault.title}. {fault.meaning} "
+                         f"What to do: {fault.action}")
         if live.get("store_error"):
             lines.append(f"store problem: {live['store_error']}; {live.get('in_memory', 0)} readings kept in memory")
     else:
@@ -549,3 +614,15 @@ COMMANDS = {"poll": cmd_poll, "run": cmd_run, "sent": cmd_sent, "status": cmd_st
             "check-config": cmd_check_config, "doctor": cmd_doctor, "pause": cmd_pause, "resume": cmd_resume,
             "discover": cmd_discover, "enroll": cmd_enroll}
 COMMANDS["profiles"] = cmd_profiles
+
+
+def cmd_print_setup_page(args: argparse.Namespace) -> int:
+    from meterbox.box.setup_page import command
+
+    cfg = _config(args.config)
+    identity = args.identity or cfg.identity or DEFAULT_IDENTITY
+    print(command.run(cfg, identity_dir=identity, printer=args.printer, out=args.out))
+    return 0
+
+
+COMMANDS["print-setup-page"] = cmd_print_setup_page

@@ -15,12 +15,17 @@ import asyncio
 import json
 import logging
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from meterbox.box.enroll import Enrollment, Site
+from meterbox.box.faults import Facts, FaultWatch
+from meterbox.box.legend import Legend
+from meterbox.box.panel import Panel
+from meterbox.box.state import BoxState
 from meterbox.config import Config, EnrollConfig, UplinkConfig
-from meterbox.errors import StoreError, UplinkError
+from meterbox.errors import MeterboxError, StoreError, UplinkError
 from meterbox.box import live
 from meterbox.box.pause import PauseSwitch
 from meterbox.outbox.clock import Clock, system_clock
@@ -41,7 +46,8 @@ from meterbox.uplink.pump import Pump
 log = logging.getLogger(__name__)
 
 STOP_BUDGET = 1.5     # seconds a stop may take in all (systemd must never have to kill us)
-LIVE_INTERVAL = 1.0   # the live status is written at most this often
+LIVE_INTERVAL = 1.0   # the live status is written (and the LEDs set) at most this often
+DEFAULT_IDENTITY = Path("/etc/meterbox/identity")
 
 
 @dataclass
@@ -158,9 +164,14 @@ class Daemon:
         self.uplink_error: str | None = None
         self._held_text: str | None = None
         self._live: dict[str, Any] = {}
+        self._written: dict[str, Any] = {}
         self._live_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._uplink_started = False
+        self._uplink_code: str | None = None     # MeterboxError.code of the uplink's current error
+        self.faults = FaultWatch()
+        self.panel: Panel | None = None           # attached by `meterbox run` where the board has GPIO
+        self.legend: Legend | None = None
         parts.hooks.daemon = self
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -236,6 +247,8 @@ class Daemon:
             log.warning("stop: the store did not take the last %d readings in time; they are lost",
                         len(p.commits.readings))
         p.snmp.close()
+        if self.panel:
+            self.panel.close()
         p.db.close(timeout=left())
         log.info("meterbox stopped in %.1f s; %d readings stored since start", time.monotonic() - started,
                  p.commits.stored)
@@ -258,9 +271,66 @@ class Daemon:
             log.info("uploads resumed", extra={"METERBOX_EVENT": "resumed"})
         self._live_dirty.set()
 
+    # --- the panel (button and LEDs) ---------------------------------------------------
+    def attach_panel(self, panel: Panel | None, legend: Legend) -> None:
+        """The button and LEDs (None on a machine without GPIO: the box runs without them)."""
+        self.panel, self.legend = panel, legend
+        self._live_dirty.set()
+
+    def button_pressed(self) -> None:
+        """Short press: pause or resume, the same switch as `meterbox pause` / `resume`."""
+        try:
+            text = self.parts.pause.toggle("the button")
+        except MeterboxError as err:
+            log.error("button: %s", err)
+            return
+        log.info("button: %s", text, extra={"METERBOX_EVENT": "button-press"})
+        self._pause_changed(self.parts.pause.paused)
+
+    def button_held(self) -> None:
+        """Held 5 s: print the setup page on a printer the box found (off the loop: it blocks)."""
+        log.info("button held: printing the setup page", extra={"METERBOX_EVENT": "button-hold"})
+        asyncio.get_running_loop().create_task(self.print_setup_page())
+
+    async def print_setup_page(self) -> None:
+        from meterbox.box.setup_page.command import printer_hosts
+        from meterbox.box.setup_page.info import from_config
+        from meterbox.box.setup_page.render import render
+        from meterbox.box.setup_page.send import send_to_first
+
+        legend = self.legend or Legend.load()
+        identity = self.cfg.identity or DEFAULT_IDENTITY
+        state = await self.box_state()
+        info, hosts = await self.parts.db.call(
+            lambda store: (from_config(self.cfg, store, identity_dir=identity, state=state), printer_hosts(store)))
+        try:
+            sent = await asyncio.to_thread(send_to_first, hosts, lambda fmt: render(info, legend, fmt))
+        except MeterboxError as err:
+            self.faults.print_failed_at = time.monotonic()
+            log.warning("setup page not printed: %s", err, extra={"METERBOX_EVENT": "setup-page-failed"})
+        else:
+            log.info("setup page: %s", sent, extra={"METERBOX_EVENT": "setup-page"})
+        self._live_dirty.set()
+
+    async def box_state(self) -> BoxState:
+        """What the LEDs show: paused, unclaimed, the fault, a backlog being sent, uploads fine."""
+        p = self.parts
+        status = self._live or await self._live_status()
+        fault = self.faults.fault(Facts(
+            store_error=p.commits.error is not None,
+            uplink_code=self._uplink_code or (p.enrollment.error_code if p.enrollment else None),
+            printers=len(p.fleet.pollers), polled=p.fleet.polled(), answering=status.get("answering", 0),
+            reported=status.get("reported", 0), swept=p.fleet.swept, clock_synced=p.timekeeper.synced()))
+        backlog = status.get("backlog") or 0
+        connected = bool(p.uplink and p.uplink.connected_now)
+        return BoxState(paused=p.pause.paused, unclaimed=bool(p.enrollment and not p.enrollment.claimed),
+                        fault=fault, sending_backlog=connected and backlog > self.cfg.uplink.in_flight,
+                        uploads_ok=connected and bool(status.get("last_upload")))
+
     def uplink_state(self, err: UplinkError | None) -> None:
         """The uplink's current error (None once connected): kept for `meterbox status`."""
         text = str(err) if err else None
+        self._uplink_code = err.code if err else None
         if text != self.uplink_error:
             self.uplink_error = text
             asyncio.get_running_loop().create_task(self._save_state("last_error", text))
@@ -285,8 +355,13 @@ class Daemon:
         """The live status file and systemd's STATUS= line, rewritten when they change."""
         while True:
             status = await self._live_status()
-            if status != self._live:
-                self._live = status
+            self._live = status
+            state = await self.box_state()
+            status["fault"] = state.fault
+            if self.panel:
+                self.panel.show(state)
+            if status != self._written:
+                self._written = status
                 live.write(self.cfg.runtime_dir, status)
                 self.on_status(live.sentence(status))
             self._live_dirty.clear()

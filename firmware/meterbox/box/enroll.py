@@ -54,15 +54,6 @@ def site_dir(state_dir: Path) -> Path:
     return state_dir / SITE
 
 
-def claim_url(identity_dir: Path) -> str | None:
-    """The label's claim URL (for the setup page while the box is unclaimed), or None without identity."""
-    try:
-        data = json.loads((identity_dir / "identity.json").read_text(encoding="utf-8"))
-        return f"{str(data['vendor']).rstrip('/')}/claim?box={data['box']}&code={data['claim_code']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def load_site(state_dir: Path, identity_dir: Path) -> Site | None:
     """The site written by an earlier enrollment, or None (not enrolled yet, or files unreadable)."""
     folder = site_dir(state_dir)
@@ -132,6 +123,7 @@ class Enrollment:
         self.site = load_site(state_dir, identity_dir)
         self._once = Once(log)
         self._resume = asyncio.Event()
+        self.error_code: str | None = None    # the code of the last call's error, for the LEDs
 
     # --- where it stands, for status and the LEDs ------------------------------------
     @property
@@ -173,17 +165,20 @@ class Enrollment:
             try:
                 result = await asyncio.to_thread(self._call)
             except EnrollRevoked as err:
+                self.error_code = err.code
                 self._once.say("enroll", f"enrollment: {err}", logging.ERROR)
                 self.note("revoked", str(err))
                 await self._sleep(REVOKED_RETRY)
                 continue
             except EnrollError as err:
+                self.error_code = err.code
                 self._once.say("enroll", f"enrollment: {err}; trying again", logging.WARNING)
                 self.note("error", str(err))
                 await self._sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, RETRY_MAX)
                 continue
             delay = 1.0
+            self.error_code = None
             if result.state == "waiting":
                 self._waiting(result)
                 await self._sleep(result.retry_after or 5.0)

@@ -59,13 +59,11 @@ def _alive(pid: int) -> bool:
 
 def sentence(status: dict[str, Any]) -> str:
     """One line a person reads in `systemctl status`: "polling 12 printers, 0 waiting, last upload 10:02"."""
-    parts = [f"polling {status.get('printers', 0)} printers", f"{status.get('backlog', 0)} waiting"]
-    if status.get("paused"):
-        parts.append("uploads PAUSED")
-    elif status.get("last_upload"):
-        parts.append("last upload " + time.strftime("%H:%M", time.localtime(float(status["last_upload"]))))
-    if status.get("store_error"):
-        parts.append("store problem: readings kept in memory")
-    elif status.get("uplink_error"):
-        parts.append("uplink problem (see `meterbox status`)")
-    return ", ".join(parts)
+    from meterbox.box.service import status_line
+
+    problem = ("store problem: readings kept in memory" if status.get("store_error")
+               else "uplink problem (see `meterbox status`)" if status.get("uplink_error") else None)
+    if status.get("claimed") is False:
+        problem = "waiting to be claimed" + (f"; {problem}" if problem else "")
+    return status_line(int(status.get("printers") or 0), int(status.get("backlog") or 0),
+                       status.get("last_upload"), paused=bool(status.get("paused")), fault=problem)

@@ -9,11 +9,11 @@ loader.py   reads a file: every table, every problem, then one ConfigProblems
 from meterbox.config.loader import load
 from meterbox.config.report import ConfigProblems, Problem
 from meterbox.config.schema import (DEFAULT_RUNTIME_DIR, DEFAULT_STATE_DIR, TABLE_KEYS, AddressRange, Config, Credential,
-                                    DiscoveryConfig, EnrollConfig, IPAddress, PollConfig, PrinterTarget,
+                                    DiscoveryConfig, EnrollConfig, IPAddress, PanelConfig, PollConfig, PrinterTarget,
                                     ProxyConfig, Secret, StoreConfig, UplinkConfig)
 from meterbox.config.values import parse_duration, parse_host, parse_proxy, parse_range, parse_size
 
 __all__ = ["TABLE_KEYS", "AddressRange", "Config", "ConfigProblems", "Credential", "DEFAULT_RUNTIME_DIR", "DEFAULT_STATE_DIR",
-           "DiscoveryConfig", "EnrollConfig", "IPAddress", "PollConfig", "PrinterTarget", "Problem", "ProxyConfig",
+           "DiscoveryConfig", "EnrollConfig", "PanelConfig", "IPAddress", "PollConfig", "PrinterTarget", "Problem", "ProxyConfig",
            "Secret", "StoreConfig", "UplinkConfig", "load", "parse_duration", "parse_host", "parse_proxy",
            "parse_range", "parse_size"]

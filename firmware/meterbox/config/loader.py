@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from meterbox.config.report import ConfigProblems, Problem, _Invalid, _line_index, _show, _did_you_mean
-from meterbox.config.schema import (ARRAY_TABLES, AUTH_PROTOCOLS, Config, Credential, DEFAULT_RUNTIME_DIR,
+from meterbox.config.schema import (ARRAY_TABLES, PanelConfig, AUTH_PROTOCOLS, Config, Credential, DEFAULT_RUNTIME_DIR,
                                     DEFAULT_STATE_DIR, DiscoveryConfig, EnrollConfig, LOG_LEVELS,
                                     PRIV_PROTOCOLS, PollConfig, PrinterTarget, Secret, StoreConfig, TABLE_KEYS,
                                     UplinkConfig, V3_ONLY_KEYS, VERSIONS)
@@ -276,8 +276,31 @@ def _config(doc: dict[str, Any], reader: _Reader, path: Path) -> Config:
         store=StoreConfig(_section(top, "store").get("max_size", parse_size, StoreConfig().max_bytes)),
         discovery=_discovery(_section(top, "discovery")),
         enroll=_enroll(_section(top, "enroll")),
+        panel=_panel(_section(top, "panel"), path),
         path=path,
     )
+
+
+def _panel(table: _Table, path: Path) -> PanelConfig:
+    """[panel]: each pin checked against the 40-pin header and the others (hw/pins.toml)."""
+    from meterbox.box.pins import PARTS, PinMap, PinMapError
+
+    pins = {part: table.data[part] for part in PARTS if part in table.data}
+    for part in pins:
+        try:
+            PinMap.load(overrides={part: pins[part]}, where="")
+        except PinMapError as err:
+            table.problem(part, str(err).lstrip(": ").split(": ", 1)[-1] if ": " in str(err) else str(err),
+                          pins[part])
+    good = {part: gpio for part, gpio in pins.items() if part not in table.bad}
+    try:
+        PinMap.load(overrides=good, where="")
+    except PinMapError as err:
+        clash = next((part for part in reversed(PARTS) if part in good), "button")
+        table.problem(clash, str(err).split(": ", 1)[-1], good.get(clash, _MISSING))
+    line = table.line("")
+    where = "" if not table.data else f"{path.name} line {line} [panel]" if line else f"{path.name} [panel]"
+    return PanelConfig(enabled=table.get("enabled", _bool, None), pins=tuple(good.items()), where=where)
 
 
 def _identity_box(box: _Table, identity: Path | None) -> str:

@@ -148,6 +148,15 @@ class EnrollConfig:
 
 
 @dataclass(frozen=True)
+class PanelConfig:
+    """The button and LEDs: on where GPIO exists (None), or forced; the site's pin overrides (BCM)."""
+
+    enabled: bool | None = None
+    pins: tuple[tuple[str, int], ...] = ()
+    where: str = ""               # "meterbox.toml line 40", for the pin map's messages
+
+
+@dataclass(frozen=True)
 class Config:
     box_id: str
     state_dir: Path
@@ -162,6 +171,7 @@ class Config:
     runtime_dir: Path = Path("/run/meterbox")   # tmpfs: live status, pause when the state dir is read-only
     identity: Path | None = None  # the factory identity (box id, key, claim code, vendor): enrollment
     vendor_ca_file: Path | None = None  # the CA of the vendor's HTTPS service (default: the system's)
+    panel: PanelConfig = field(default_factory=lambda: PanelConfig())
     local: frozenset[str] = frozenset()  # settings written in the file, which the vendor's site config never overrides
     path: Path | None = None     # the file it came from, for error messages
 
@@ -173,7 +183,8 @@ V3_ONLY_KEYS = ("user", "auth_protocol", "auth_key", "priv_protocol", "priv_key"
 CREDENTIAL_KEYS = ("version", "community", *V3_ONLY_KEYS)
 ARRAY_TABLES = frozenset({"printers", "credentials"})
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("box", "poll", "printers", "credentials", "uplink", "store", "discovery", "enroll"),
+    "": ("box", "poll", "printers", "credentials", "uplink", "store", "discovery", "enroll", "panel"),
+    "panel": ("enabled", "button", "green", "amber", "red"),
     "box": ("id", "state_dir", "runtime_dir", "log_level", "identity", "vendor_ca_file"),
     "poll": ("interval", "timeout", "retries", "concurrency"),
     "printers": ("host", "port", *CREDENTIAL_KEYS),

@@ -46,8 +46,18 @@ class Fleet:
         self._tasks: dict[Poller, asyncio.Task[None]] = {}
         self._found: dict[str, Poller] = {}                        # serial -> poller of a found printer
         self._sweep_asked = asyncio.Event()
+        self._sweeps = 0
 
     # --- what others may ask -------------------------------------------------------
+    @property
+    def swept(self) -> bool:
+        """A sweep has finished (or discovery is off): "no printers" is a verdict, not a guess."""
+        return self._sweeps > 0 or not self.discovery_enabled()
+
+    def polled(self) -> int:
+        """Pollers that have had their first poll."""
+        return sum(1 for p in self.pollers if p.healthy is not None)
+
     def counts(self) -> tuple[int, int]:
         """(printers answering, of those reported): for the heartbeat and status lines."""
         serials = {p.serial for p in self.pollers if p.serial and p.healthy}
@@ -106,6 +116,7 @@ class Fleet:
                 self._sweep_asked.clear()
                 try:
                     await self.adopt((await finder.sweep()).printers)
+                    self._sweeps += 1
                 except StoreError as err:
                     log.error("%s", err)
                 except Exception:  # a surprise in one sweep must not end discovery

@@ -102,7 +102,7 @@ class Validator:
                 self.held[(serial, name)] = event
                 events.append(event)
         for e in events:
-            log.warning("%s", e.line(), extra={"PRINTER_SERIAL": serial})
+            log.warning("%s", e.line(), extra={"METERBOX_SERIAL": serial, "METERBOX_EVENT": e.kind})
         return out, events
 
     def _one(self, serial: str, m: Meter) -> tuple[int | None, Event | None]:
