@@ -113,9 +113,9 @@ def test_recover_puts_what_a_damaged_store_still_holds_back_into_the_outbox(tmp_
     back = {m.id for m in store.messages("reading")}
     store.close()
     assert back <= set(ids) and len(back) >= 550, out  # everything readable came back, with its own id
-    assert "unsent messages recovered" in out
+    assert out.startswith(f"{len(back)} unsent readings recovered, 0 already there, ")
     again = run_cli("doctor", "--config", str(config), "--recover", str(damaged))
-    assert again.startswith("0 unsent messages recovered")  # idempotent: nothing twice
+    assert again.startswith(f"0 unsent readings recovered, {len(back)} already there")  # idempotent
 
 
 def test_an_expired_ca_is_reported(tmp_path: Path, pki: Pki, broker: Broker) -> None:

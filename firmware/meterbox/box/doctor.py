@@ -4,7 +4,8 @@ Checks, each one line: the store (opens, integrity_check, writable, free space, 
 [store] max_size, backlog, damaged files moved aside), the certificates (present, readable,
 not expired, the key matches), the clock (synchronised?), and the broker (TCP and TLS
 handshake on each configured way, through the proxy if there is one; not while paused).
-`--recover FILE` puts the unsent readings a damaged store still holds back into the outbox.
+`--recover FILE` (meterbox.outbox.recover) puts the unsent readings a damaged store still holds
+back into the outbox.
 """
 
 from __future__ import annotations
@@ -103,56 +104,6 @@ def _unsent(db: sqlite3.Connection) -> str:
         return "sent_at IS NULL"
     from meterbox.outbox.store import UNSENT
     return UNSENT
-
-
-FIELDS = ("id", "kind", "serial", "topic", "payload", "created", "read_at", "clock", "mono", "boot")
-
-
-def recover(cfg: Config, damaged: Path) -> tuple[int, int, int]:
-    """Copy unsent messages a damaged store still yields into the live store; (recovered, known, lost rows)."""
-    from meterbox.outbox.store import Store
-
-    live = Store(cfg.state_dir / "meterbox.db")
-    try:
-        src = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
-        try:
-            top = src.execute("SELECT max(seq) FROM messages").fetchone()[0] or 0
-        except sqlite3.DatabaseError:
-            top = 10_000_000
-        recovered = known = lost = 0
-        try:
-            unsent = _unsent(src)
-        except sqlite3.DatabaseError:
-            unsent = "sent_at IS NULL"
-        for start in range(0, top + 1, 500):
-            rows = _read_range(src, unsent, start, start + 500)
-            if rows is None:  # a damaged part: row by row, to save what can be saved around it
-                rows = []
-                for seq in range(start, start + 500):
-                    one = _read_range(src, unsent, seq, seq + 1)
-                    if one is None:
-                        lost += 1
-                    rows += one or []
-            for row in rows:
-                if live.db.execute("SELECT 1 FROM messages WHERE id=?", (row[0],)).fetchone():
-                    known += 1
-                    continue
-                live._tx([(f"INSERT INTO messages({', '.join(FIELDS)}) VALUES({', '.join('?' * len(FIELDS))})",
-                           row)])
-                recovered += 1
-        src.close()
-    finally:
-        live.close()
-    return recovered, known, lost  # lost: rows (seqs) that could not be read
-
-
-def _read_range(src: sqlite3.Connection, unsent: str, low: int, high: int) -> list[tuple[object, ...]] | None:
-    """Unsent rows with low <= seq < high, or None if that part of the file is unreadable."""
-    try:
-        return list(src.execute(f"SELECT {', '.join(FIELDS)} FROM messages WHERE seq >= ? AND seq < ? AND {unsent}",
-                                (low, high)))
-    except sqlite3.DatabaseError:
-        return None
 
 
 # ---------------------------------------------------------------------------- certificates
