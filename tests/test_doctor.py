@@ -185,7 +185,7 @@ def test_a_missing_certificate_file_is_named(tmp_path: Path, broker: Broker) -> 
     assert any(line.startswith("FAIL  broker") and str(gone) in line for line in out.splitlines()), out
 
 
-def test_a_key_or_config_others_can_read_is_named_with_the_chmod_to_run(tmp_path: Path, broker: Broker) -> None:
+def test_a_key_config_or_state_directory_others_can_read_is_named_with_the_chmod_to_run(tmp_path: Path, broker: Broker) -> None:
     box = BoxConfig(state_dir=tmp_path / "state", broker=broker)
     box.state_dir.mkdir()
     config = box.write(tmp_path / "meterbox.toml")
@@ -194,14 +194,18 @@ def test_a_key_or_config_others_can_read_is_named_with_the_chmod_to_run(tmp_path
     config.write_text(config.read_text().replace(str(broker.client_cert(BOX_ID)[1]), str(key)))
     key.chmod(0o644)
     config.chmod(0o640)
+    box.state_dir.chmod(0o755)
     code, out = doctor(config)
     warnings = [line for line in out.splitlines() if line.startswith("WARN  files")]
     assert any(f"the client key {key} can be read by its group and any user (mode 0644)" in line and f"`chmod 600 {key}`" in line
                for line in warnings), out
     assert any(f"{config} holds the SNMP communities and can be read by its group" in line
                and f"`chmod 600 {config}`" in line for line in warnings), out
+    assert any(f"the state directory {box.state_dir} (the store) can be read by its group and any user" in line
+               and f"`chmod 700 {box.state_dir}`" in line for line in warnings), out
     assert code == 0, out   # a warning, not a failure: the box works
     key.chmod(0o600)
     config.chmod(0o600)
+    box.state_dir.chmod(0o700)
     code, out = doctor(config)
     assert "WARN  files" not in out, out

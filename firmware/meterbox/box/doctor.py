@@ -192,10 +192,12 @@ def check_certificates(cfg: Config) -> Iterator[Finding]:
 # ---------------------------------------------------------------------------- files
 
 def check_files(cfg: Config) -> Iterator[Finding]:
-    """The client key and the config (SNMP communities, proxy password) are for the service user only."""
-    checks = [(cfg.uplink.key_file, "the client key {path}"),
-              (cfg.path, "{path} holds the SNMP communities and")]
-    for path, what in checks:
+    """The client key, the config (SNMP communities, proxy password) and the state directory are for
+    the service user only."""
+    checks = [(cfg.uplink.key_file, "the client key {path}", 0o600),
+              (cfg.path, "{path} holds the SNMP communities and", 0o600),
+              (cfg.state_dir, "the state directory {path} (the store)", 0o700)]
+    for path, what, mode in checks:
         if path is None:
             continue
         try:
@@ -205,7 +207,7 @@ def check_files(cfg: Config) -> Iterator[Finding]:
         readers = [who for who, bit in (("its group", stat.S_IRGRP), ("any user", stat.S_IROTH)) if st.st_mode & bit]
         if readers:
             yield Finding(WARN, "files", what.format(path=path) + f" can be read by {' and '.join(readers)} "
-                          f"(mode {stat.S_IMODE(st.st_mode):04o}); run `chmod 600 {path}`"
+                          f"(mode {stat.S_IMODE(st.st_mode):04o}); run `chmod {mode:o} {path}`"
                           + _as_owner(st.st_uid))
 
 

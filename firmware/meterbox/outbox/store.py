@@ -501,15 +501,15 @@ def store_error(path: Path | str, err: sqlite3.Error, doing: str) -> StoreError:
 
 
 def private(path: Path) -> None:
-    """The state directory 0700 and the store 0600, made so before SQLite opens it.
+    """The store 0600, made so before SQLite opens it (the caller makes a missing state directory 0700).
 
     SQLite gives the -wal and -shm files it creates the store file's own mode, so creating the
     store 0600 keeps all three readable by the service user only; a store made by an older
-    version with wider modes is narrowed. Where this fails (read-only card), SQLite's own open
+    version with wider modes is narrowed. An existing state directory is left as it is (it may
+    be shared; `meterbox doctor` warns). Where this fails (read-only card), SQLite's own open
     says what is wrong.
     """
     try:
-        _narrow(path.parent, 0o700)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
