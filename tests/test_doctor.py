@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
+import sqlite3
+import subprocess
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -52,7 +56,7 @@ def test_a_healthy_box_passes_every_check(tmp_path: Path, broker: Broker) -> Non
     assert "all checks passed" in out
     assert "intact" in out and "4 messages waiting to be sent" in out
     assert "the client key matches its certificate" in out
-    assert f"broker {broker.host}:{broker.port}: reachable; TLS verified" in out
+    assert f"ok    broker       {broker.host}:{broker.port}: reachable; TLS verified" in out
     assert "synchronised" in out
 
 
@@ -81,8 +85,10 @@ def test_an_unreachable_broker_says_which_port(tmp_path: Path, pki: Pki) -> None
     box.state_dir.mkdir()
     code, out = doctor(box.write(tmp_path / "meterbox.toml"))
     assert code == 1
-    assert f"FAIL  broker       broker 127.0.0.1:{broker.port}: cannot connect" in out
+    assert f"FAIL  broker       127.0.0.1:{broker.port}: cannot connect" in out
     assert f"port {broker.port} is not blocked" in out
+    assert "broker broker" not in out
+    assert out.endswith("\n1 problem found\n"), out   # the only failure here: not "1 problems"
 
 
 def test_paused_box_does_not_contact_the_broker(tmp_path: Path, pki: Pki) -> None:
@@ -113,9 +119,9 @@ def test_recover_puts_what_a_damaged_store_still_holds_back_into_the_outbox(tmp_
     back = {m.id for m in store.messages("reading")}
     store.close()
     assert back <= set(ids) and len(back) >= 550, out  # everything readable came back, with its own id
-    assert "unsent messages recovered" in out
+    assert out.startswith(f"{len(back)} unsent readings recovered, 0 already there, ")
     again = run_cli("doctor", "--config", str(config), "--recover", str(damaged))
-    assert again.startswith("0 unsent messages recovered")  # idempotent: nothing twice
+    assert again.startswith(f"0 unsent readings recovered, {len(back)} already there")  # idempotent
 
 
 def test_an_expired_ca_is_reported(tmp_path: Path, pki: Pki, broker: Broker) -> None:
@@ -127,3 +133,79 @@ def test_an_expired_ca_is_reported(tmp_path: Path, pki: Pki, broker: Broker) -> 
     code, out = doctor(config)
     assert code == 1
     assert "uplink.ca_file" in out and "expired on" in out and "ask the vendor for its new CA" in out
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path) -> Iterator[None]:
+    """A file system of its own at WHERE (remounted read-only by the test), removed even on failure."""
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["closed", "wal-and-shm-left"])
+def test_a_read_only_card_is_read_only_not_damaged(tmp_path: Path, wal: bool) -> None:
+    box = BoxConfig(state_dir=tmp_path / "state")
+    box.state_dir.mkdir()
+    made = tmp_path / "made" / "meterbox.db"
+    fill(made, 7)
+    db = sqlite3.connect(made)
+    if wal:  # the card turned read-only under a running daemon: its -wal and -shm are there
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        db.execute("INSERT INTO state(key, value) VALUES('k', 'v')")
+        db.commit()
+    with tmpfs(box.state_dir):
+        for suffix in ("", "-wal", "-shm") if wal else ("",):
+            shutil.copy(f"{made}{suffix}", box.state_dir / f"meterbox.db{suffix}")
+        subprocess.run(["mount", "-o", "remount,ro", str(box.state_dir)], check=True)
+        code, out = doctor(box.write(tmp_path / "meterbox.toml"))
+    db.close()
+    assert "damaged" not in out, out
+    assert "not writable by this user" not in out, out   # chown does not help a read-only card
+    lines = [line for line in out.splitlines() if line.startswith(("FAIL  store", "WARN  store", "ok    store"))]
+    assert any(line.startswith("FAIL  store") and "read-only file system" in line and "replace the card" in line
+               for line in lines), out
+    assert any(line.startswith("ok    store") and "8 messages waiting to be sent" in line for line in lines), out
+    assert code == 1
+
+
+def test_a_missing_certificate_file_is_named(tmp_path: Path, broker: Broker) -> None:
+    box = BoxConfig(state_dir=tmp_path / "state", broker=broker)
+    box.state_dir.mkdir()
+    config = box.write(tmp_path / "meterbox.toml")
+    cert, _ = broker.client_cert(BOX_ID)
+    gone = tmp_path / "lost" / "client.pem"
+    config.write_text(config.read_text().replace(str(cert), str(gone)))
+    code, out = doctor(config)
+    assert code == 1
+    assert "None" not in out, out
+    assert f"uplink.cert_file {gone} is missing" in out
+    assert any(line.startswith("FAIL  broker") and str(gone) in line for line in out.splitlines()), out
+
+
+def test_a_key_config_or_state_directory_others_can_read_is_named_with_the_chmod_to_run(tmp_path: Path, broker: Broker) -> None:
+    box = BoxConfig(state_dir=tmp_path / "state", broker=broker)
+    box.state_dir.mkdir()
+    config = box.write(tmp_path / "meterbox.toml")
+    key = tmp_path / "box.key"
+    shutil.copy(broker.client_cert(BOX_ID)[1], key)
+    config.write_text(config.read_text().replace(str(broker.client_cert(BOX_ID)[1]), str(key)))
+    key.chmod(0o644)
+    config.chmod(0o640)
+    box.state_dir.chmod(0o755)
+    code, out = doctor(config)
+    warnings = [line for line in out.splitlines() if line.startswith("WARN  files")]
+    assert any(f"the client key {key} can be read by its group and any user (mode 0644)" in line and f"`chmod 600 {key}`" in line
+               for line in warnings), out
+    assert any(f"{config} holds the SNMP communities and can be read by its group" in line
+               and f"`chmod 600 {config}`" in line for line in warnings), out
+    assert any(f"the state directory {box.state_dir} (the store) can be read by its group and any user" in line
+               and f"`chmod 700 {box.state_dir}`" in line for line in warnings), out
+    assert code == 0, out   # a warning, not a failure: the box works
+    key.chmod(0o600)
+    config.chmod(0o600)
+    box.state_dir.chmod(0o700)
+    code, out = doctor(config)
+    assert "WARN  files" not in out, out

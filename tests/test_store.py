@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import jsonschema
@@ -217,3 +219,35 @@ def test_compaction_stops_between_transactions_when_asked(tmp_path: Path) -> Non
     result = compact(store, store.size() // 4, stop=lambda: next(asked, True))
     assert result is not None and result.stopped
     assert backlog - store.backlog() <= 2 * 200  # at most the chunks before the stop
+
+
+# ------------------------------------------------------------------ files
+
+def modes(directory: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.stat().st_mode) for p in [directory, *directory.iterdir()]}
+
+
+def test_the_store_and_its_wal_are_for_the_service_user_only(tmp_path: Path) -> None:
+    umask = os.umask(0o022)   # a usual umask: files 0644, directories 0755
+    try:
+        store = open_store(tmp_path / "state" / "meterbox.db")
+        store.add_readings(BOX, [(device(), reading())])
+        assert modes(tmp_path / "state") == {"state": 0o700, "meterbox.db": 0o600, "meterbox.db-wal": 0o600,
+                                             "meterbox.db-shm": 0o600}
+        store.close()
+    finally:
+        os.umask(umask)
+
+
+def test_a_store_others_could_read_is_made_private_when_opened(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    store = Store(state / "meterbox.db")
+    store.add_readings(BOX, [(device(), reading())])
+    for path in state.iterdir():
+        path.chmod(0o644)
+    state.chmod(0o755)
+    again = Store(state / "meterbox.db")
+    assert modes(state) == {"state": 0o755, "meterbox.db": 0o600, "meterbox.db-wal": 0o600,
+                            "meterbox.db-shm": 0o600}   # a directory that exists may be shared: doctor warns
+    again.close()
+    store.close()

@@ -429,9 +429,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     cfg = _config(args.config)
     if args.recover:
-        recovered, known, lost = doctor.recover(cfg, args.recover)
-        print(f"{recovered} unsent messages recovered from {args.recover} into the outbox "
-              f"({known} were already there; {lost} unreadable rows skipped); the service sends them")
+        from meterbox.outbox.recover import recover
+
+        result = recover(cfg.state_dir / "meterbox.db", args.recover, progress=sys.stderr)
+        print(f"{result} (from {args.recover}); the service sends them with their original ids")
         return 0
     findings = doctor.run(cfg)
     for finding in findings:

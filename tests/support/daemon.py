@@ -64,6 +64,7 @@ class BoxConfig:
             # Tests talk only to loopback and their own namespaces: never sweep the machine's LAN.
             lines += ["[discovery]", "enabled = false", ""]
         path.write_text("\n".join(lines) + self.extra)
+        path.chmod(0o600)   # it may hold communities: as the box keeps it (`meterbox doctor` warns otherwise)
         return path
 
 

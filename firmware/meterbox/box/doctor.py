@@ -4,7 +4,8 @@ Checks, each one line: the store (opens, integrity_check, writable, free space, 
 [store] max_size, backlog, damaged files moved aside), the certificates (present, readable,
 not expired, the key matches), the clock (synchronised?), and the broker (TCP and TLS
 handshake on each configured way, through the proxy if there is one; not while paused).
-`--recover FILE` puts the unsent readings a damaged store still holds back into the outbox.
+`--recover FILE` (meterbox.outbox.recover) puts the unsent readings a damaged store still holds
+back into the outbox.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import socket
 import sqlite3
 import ssl
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ def run(cfg: Config) -> list[Finding]:
     """Every check, in the order a technician would fix things."""
     findings = list(check_store(cfg))
     findings += check_certificates(cfg)
+    findings += check_files(cfg)
     findings += check_clock()
     findings += check_broker(cfg)
     return findings
@@ -58,41 +61,68 @@ def check_store(cfg: Config) -> Iterator[Finding]:
                                      "(the package makes it) or fix box.state_dir in the config")
         return
     fs = os.statvfs(cfg.state_dir)
-    if fs.f_flag & os.ST_RDONLY:
-        yield Finding(FAIL, "store", f"{cfg.state_dir} is on a read-only file system: the SD card may be worn "
-                                     "out; back up the state directory and replace the card")
+    read_only = bool(fs.f_flag & os.ST_RDONLY)
+    if read_only:
+        yield Finding(FAIL, "store", f"{cfg.state_dir} is on a read-only file system: the store can be read but not "
+                                     "written, so readings are kept in memory only and lost at a power cut. A worn "
+                                     "SD card turns read-only: copy the state directory off it (`cp -a`), "
+                                     "replace the card and put the copy back")
     free = fs.f_bavail * fs.f_frsize
-    if free < MIN_FREE:
+    if free < MIN_FREE and not read_only:
         yield Finding(FAIL, "store", f"only {free / 1e6:.1f} MB free on {cfg.state_dir}; free space "
                                      "(`df -h`, old logs under /var/log) or lower [store] max_size")
     if not path.exists():
         yield Finding(WARN, "store", f"{path} does not exist yet; it is made when the service first runs")
         return
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            result = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
-            backlog = db.execute(f"SELECT count(*) FROM messages WHERE {_unsent(db)}").fetchone()[0]
-            held = db.execute("SELECT count(*) FROM messages WHERE clock='held'").fetchone()[0]
-            pages, free_pages, page = (db.execute(f"PRAGMA {p}").fetchone()[0]
-                                       for p in ("page_count", "freelist_count", "page_size"))
-        finally:
-            db.close()
+        result, backlog, held, used = _examine(path, read_only)
     except sqlite3.DatabaseError as err:
-        yield Finding(FAIL, "store", f"{path} cannot be read ({err}): it is damaged; restart the service, "
-                                     "which moves it aside and starts a new store, then run "
-                                     "`meterbox doctor --recover <the moved file>`")
+        from meterbox.outbox.store import StoreCorrupt, store_error
+
+        problem = store_error(path, err, "read")
+        if isinstance(problem, StoreCorrupt):
+            yield Finding(FAIL, "store", f"{path} cannot be read ({err}): it is damaged; restart the service, "
+                                         "which moves it aside and starts a new store, then run "
+                                         "`meterbox doctor --recover <the moved file>`")
+        else:
+            yield Finding(FAIL, "store", str(problem))
         return
     if result != ["ok"]:
         yield Finding(FAIL, "store", f"{path} failed its integrity check ({'; '.join(result)}): restart the "
                                      "service (it moves a damaged store aside), then `meterbox doctor --recover`")
         return
-    used = (pages - free_pages) * page
     yield Finding(OK, "store", f"{path}: intact; {used / 1e6:.1f} MB of {cfg.store.max_bytes / 1e6:.0f} MB; "
                                f"{backlog} messages waiting to be sent" + (f" ({held} wait for the clock)" if held else ""))
-    if not os.access(path, os.W_OK) or not os.access(cfg.state_dir, os.W_OK):
+    if not read_only and (not os.access(path, os.W_OK) or not os.access(cfg.state_dir, os.W_OK)):
         yield Finding(FAIL, "store", f"{path} is not writable by this user; the service runs as the meterbox "
                                      "user: `chown -R meterbox: " + str(cfg.state_dir) + "`")
+
+
+def _examine(path: Path, read_only: bool) -> tuple[list[str], int, int, int]:
+    """(integrity check, backlog, held, bytes used), read-only.
+
+    On a read-only file system SQLite cannot make the -shm file WAL needs; then the file is read
+    as immutable (without the commits still in a -wal file, if one was left).
+    """
+    try:
+        return _examine_with(f"file:{path}?mode=ro")
+    except sqlite3.OperationalError:
+        if not read_only:
+            raise
+        return _examine_with(f"file:{path}?mode=ro&immutable=1")
+
+
+def _examine_with(uri: str) -> tuple[list[str], int, int, int]:
+    db = sqlite3.connect(uri, uri=True, timeout=10)
+    try:
+        result = [row[0] for row in db.execute("PRAGMA integrity_check(5)")]
+        backlog = db.execute(f"SELECT count(*) FROM messages WHERE {_unsent(db)}").fetchone()[0]
+        held = db.execute("SELECT count(*) FROM messages WHERE clock='held'").fetchone()[0]
+        pages, free_pages, page = (db.execute(f"PRAGMA {p}").fetchone()[0]
+                                   for p in ("page_count", "freelist_count", "page_size"))
+    finally:
+        db.close()
+    return result, int(backlog), int(held), int((pages - free_pages) * page)
 
 
 def _unsent(db: sqlite3.Connection) -> str:
@@ -103,56 +133,6 @@ def _unsent(db: sqlite3.Connection) -> str:
         return "sent_at IS NULL"
     from meterbox.outbox.store import UNSENT
     return UNSENT
-
-
-FIELDS = ("id", "kind", "serial", "topic", "payload", "created", "read_at", "clock", "mono", "boot")
-
-
-def recover(cfg: Config, damaged: Path) -> tuple[int, int, int]:
-    """Copy unsent messages a damaged store still yields into the live store; (recovered, known, lost rows)."""
-    from meterbox.outbox.store import Store
-
-    live = Store(cfg.state_dir / "meterbox.db")
-    try:
-        src = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
-        try:
-            top = src.execute("SELECT max(seq) FROM messages").fetchone()[0] or 0
-        except sqlite3.DatabaseError:
-            top = 10_000_000
-        recovered = known = lost = 0
-        try:
-            unsent = _unsent(src)
-        except sqlite3.DatabaseError:
-            unsent = "sent_at IS NULL"
-        for start in range(0, top + 1, 500):
-            rows = _read_range(src, unsent, start, start + 500)
-            if rows is None:  # a damaged part: row by row, to save what can be saved around it
-                rows = []
-                for seq in range(start, start + 500):
-                    one = _read_range(src, unsent, seq, seq + 1)
-                    if one is None:
-                        lost += 1
-                    rows += one or []
-            for row in rows:
-                if live.db.execute("SELECT 1 FROM messages WHERE id=?", (row[0],)).fetchone():
-                    known += 1
-                    continue
-                live._tx([(f"INSERT INTO messages({', '.join(FIELDS)}) VALUES({', '.join('?' * len(FIELDS))})",
-                           row)])
-                recovered += 1
-        src.close()
-    finally:
-        live.close()
-    return recovered, known, lost  # lost: rows (seqs) that could not be read
-
-
-def _read_range(src: sqlite3.Connection, unsent: str, low: int, high: int) -> list[tuple[object, ...]] | None:
-    """Unsent rows with low <= seq < high, or None if that part of the file is unreadable."""
-    try:
-        return list(src.execute(f"SELECT {', '.join(FIELDS)} FROM messages WHERE seq >= ? AND seq < ? AND {unsent}",
-                                (low, high)))
-    except sqlite3.DatabaseError:
-        return None
 
 
 # ---------------------------------------------------------------------------- certificates
@@ -209,6 +189,40 @@ def check_certificates(cfg: Config) -> Iterator[Finding]:
             yield Finding(OK, "certificates", "the client key matches its certificate")
 
 
+# ---------------------------------------------------------------------------- files
+
+def check_files(cfg: Config) -> Iterator[Finding]:
+    """The client key, the config (SNMP communities, proxy password) and the state directory are for
+    the service user only."""
+    checks = [(cfg.uplink.key_file, "the client key {path}", 0o600),
+              (cfg.path, "{path} holds the SNMP communities and", 0o600),
+              (cfg.state_dir, "the state directory {path} (the store)", 0o700)]
+    for path, what, mode in checks:
+        if path is None:
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue   # missing: the certificates check says so
+        readers = [who for who, bit in (("its group", stat.S_IRGRP), ("any user", stat.S_IROTH)) if st.st_mode & bit]
+        if readers:
+            yield Finding(WARN, "files", what.format(path=path) + f" can be read by {' and '.join(readers)} "
+                          f"(mode {stat.S_IMODE(st.st_mode):04o}); run `chmod {mode:o} {path}`"
+                          + _as_owner(st.st_uid))
+
+
+def _as_owner(uid: int) -> str:
+    """Where the file's owner is not who runs doctor, say whose the file must stay."""
+    if uid == os.geteuid():
+        return ""
+    try:
+        import pwd
+        name = pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        name = str(uid)
+    return f" (it stays readable by its owner, {name}, which must be the user the service runs as)"
+
+
 # ---------------------------------------------------------------------------- clock
 
 def check_clock() -> Iterator[Finding]:
@@ -249,6 +263,7 @@ def check_broker(cfg: Config) -> Iterator[Finding]:
         results.append((True, f"{where}: reachable; TLS verified ({version}), the client certificate accepted"))
     works = any(ok for ok, _ in results)
     for ok, text in results:
+        text = text.removeprefix("broker ")   # the topic column says "broker" already
         if ok:
             yield Finding(OK, "broker", text)
         else:  # with transport "auto" one way that works is enough

@@ -43,6 +43,8 @@ class CommitBuffer:
         self.meter_states: dict[str, dict[str, Any]] = {}
         self.error: str | None = None          # the store's current write failure
         self.stored = 0                        # readings committed since start
+        self._kept = 0                         # readings that waited in memory through a failed commit
+        self._dropped = 0                      # of those, dropped past MEMORY_LIMIT
         self.stopping = threading.Event()     # set at stop: a compaction ends after its transaction
         self._once = Once(log)
         self._wake = asyncio.Event()
@@ -89,7 +91,7 @@ class CommitBuffer:
             except StoreError as err:
                 self._failed(err, batch, acks, states)
                 return
-            self._recovered(len(batch))
+            self._recovered()
             self.stored += len(batch)
             if batch:
                 self.on_stored([reading for _, reading in batch])
@@ -105,12 +107,18 @@ class CommitBuffer:
         if len(self.readings) > MEMORY_LIMIT:
             dropped = len(self.readings) - MEMORY_LIMIT
             del self.readings[:dropped]
+            self._dropped += dropped
             log.error("store still cannot be written: the %d oldest readings kept in memory were dropped "
                       "(%d kept)", dropped, MEMORY_LIMIT)
+        self._kept = len(self.readings)  # readings polled after this commit failed have not waited (yet)
 
-    def _recovered(self, count: int) -> None:
+    def _recovered(self) -> None:
+        """Say how many readings waited for the store; those polled since its last failure did not."""
         if self._once.clear("store"):
-            log.info("store can be written again; %d readings kept in memory meanwhile are stored", count)
+            lost = f" ({self._dropped} older ones were dropped: memory is bounded)" if self._dropped else ""
+            log.info("store can be written again; %d readings kept in memory meanwhile are stored%s",
+                     self._kept, lost)
+        self._kept = self._dropped = 0
         self.error = None
 
     async def _compact(self) -> None:

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
 import zlib
 from dataclasses import dataclass
@@ -143,7 +144,8 @@ class Store:
         self.db = sqlite3.connect(":memory:")  # replaced below; lets close() work after a failed open
         try:
             if str(path) != ":memory:":
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                private(path)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             # Small pages: a commit rewrites whole pages, and the SD card pays for every byte.
             self.db.execute("PRAGMA page_size=1024")
@@ -496,6 +498,34 @@ def store_error(path: Path | str, err: sqlite3.Error, doing: str) -> StoreError:
                           "and is writable (`meterbox doctor`)")
     return StoreError(f"store {path}: cannot {doing} ({err}); nothing was changed; "
                       "check free space (`df -h`) and run `meterbox doctor`")
+
+
+def private(path: Path) -> None:
+    """The store 0600, made so before SQLite opens it (the caller makes a missing state directory 0700).
+
+    SQLite gives the -wal and -shm files it creates the store file's own mode, so creating the
+    store 0600 keeps all three readable by the service user only; a store made by an older
+    version with wider modes is narrowed. An existing state directory is left as it is (it may
+    be shared; `meterbox doctor` warns). Where this fails (read-only card), SQLite's own open
+    says what is wrong.
+    """
+    try:
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            _narrow(name, 0o600)
+    except OSError:
+        pass
+
+
+def _narrow(path: Path, most: int) -> None:
+    """Take away the permission bits of PATH beyond MOST (a missing file is left alone)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if mode & ~most:
+        path.chmod(mode & most)
 
 
 def _read_only(path: Path | str) -> bool:

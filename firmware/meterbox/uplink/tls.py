@@ -117,9 +117,11 @@ def explain_tls(err: BaseException, cfg: UplinkConfig, way: Way | None = None) -
                         "check that the certificate is current and issued by the vendor, or re-enroll the box")
     if isinstance(err, ssl.SSLError):
         return TlsError(f"{where}: TLS failed ({err.args[0] if err.args else err}); nothing was sent")
-    if isinstance(err, FileNotFoundError):
-        return UplinkError(f"{where}: certificate file missing ({err.filename}); check uplink.ca_file, "
-                           "cert_file and key_file in the config")
+    if isinstance(err, FileNotFoundError):   # ssl leaves err.filename None: name the file from the config
+        missing = [f"uplink.{key} {path}" for key, path in (("ca_file", cfg.ca_file), ("cert_file", cfg.cert_file),
+                                                          ("key_file", cfg.key_file)) if path and not path.exists()]
+        named = ", ".join(missing) or err.filename or "a certificate file"
+        return UplinkError(f"{where}: {named} is missing; restore it or re-enroll the box")
     return UplinkError(f"{where}: cannot connect ({err.__class__.__name__}: {err}); "
                        "check the network and that port "
                        f"{way.port} is not blocked; readings are kept and sent later")
