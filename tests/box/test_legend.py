@@ -19,16 +19,11 @@ def test_packaged_legend_is_hw_legend_toml() -> None:
     assert data_file("legend.toml").read_text() == (ROOT / "hw" / "legend.toml").read_text()
 
 
-@pytest.mark.parametrize("doc", ["README.md", "README-box.md", "hw/WIRING.md"])
+@pytest.mark.parametrize("doc", ["README.md", "hw/WIRING.md"])
 def test_docs_carry_the_rendered_legend(doc: str) -> None:
     """Regenerate with: python -m meterbox.box.legend (prints the section)."""
-    path = ROOT / doc
-    if not path.exists():
-        pytest.skip(f"{doc} not there")
-    found = SECTION.search(path.read_text())
+    found = SECTION.search((ROOT / doc).read_text())
     if found is None:
-        if doc == "README.md":
-            pytest.skip("README.md has no <!-- legend --> section yet (README-box.md is merged by hand)")
         pytest.fail(f"{doc} has no <!-- legend --> … <!-- /legend --> section")
     assert found.group(1) == render_markdown(Legend.load())
 
