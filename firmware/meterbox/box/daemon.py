@@ -23,7 +23,7 @@ from meterbox.printers.discovery import Discovery, Found
 from meterbox.errors import MeterboxError, StoreError
 from meterbox.printers.poll import Hint, read_printer
 from meterbox import __version__
-from meterbox.printers.reading import Device, Meter, Reading
+from meterbox.printers.reading import Device, Reading
 from meterbox.printers.snmp import SnmpClient, Target
 from meterbox.outbox.store import open_store
 from meterbox.uplink.mqtt import Uplink
@@ -86,8 +86,7 @@ class Poller:
                      len(reading.meters), len(reading.supplies), extra={"PRINTER_SERIAL": device.serial})
         self.healthy = True
         if not d.validator.knows(device.serial):  # after a restart: continue from the stored history
-            d.validator.seed(device.serial, (Meter(m["name"], m["value"], m["unit"])
-                                             for m in d.store.last_meters(device.serial)))
+            d.validator.restore(device.serial, d.store.meter_state(device.serial) or {})
         self.serial = device.serial
         self.polls += 1
         reading.meters, _ = d.validator.check(device.serial, reading.meters)
@@ -233,9 +232,11 @@ class Daemon:
             return
         batch, self.to_store = self.to_store, []
         acked = list(self._acked)
+        states = self.validator.unsaved()
         try:
-            self.store.add_readings(self.cfg.box_id, batch, sent=acked)
+            self.store.add_readings(self.cfg.box_id, batch, sent=acked, meter_states=states)
         except StoreError as err:
+            self.validator.resave(states)
             self._store_failed(err)
             self.to_store = batch + self.to_store
             if len(self.to_store) > MEMORY_LIMIT:
@@ -245,6 +246,7 @@ class Daemon:
                           "(%d kept)", dropped, MEMORY_LIMIT)
             return
         self._store_ok()
+        self.validator.saved(states)
         del self._acked[:len(acked)]
         self._flushed = time.monotonic()
         self.readings_stored += len(batch)

@@ -25,7 +25,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from meterbox.errors import StoreError
 from meterbox.printers.reading import Device, Reading, new_id, utc_iso
@@ -73,7 +73,15 @@ CREATE TABLE IF NOT EXISTS printers (   -- local only: addresses never leave the
     last_error TEXT
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS meter_state (  -- what the validator knows that no reading carries (validate.py)
+    serial TEXT PRIMARY KEY,
+    state  TEXT NOT NULL
+);
 """
+# A store made before meter_state existed: its printers' meter baselines are found in their
+# readings, once per printer (Store.meter_state); readings up to this seq predate the table.
+LEGACY_KEY = "meter_state_from"
+LEGACY_SCAN = 2000  # newest readings of a printer searched for a meter its newest reading lacks
 # Added after the first schema; an older store gets them on open.
 NEW_COLUMNS = (("read_at", "REAL"), ("clock", "TEXT"), ("mono", "REAL"), ("boot", "TEXT"))
 HELD_INDEX = "CREATE INDEX IF NOT EXISTS held ON messages(seq) WHERE clock='held'"
@@ -146,8 +154,11 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")      # durable at COMMIT: power cuts lose nothing
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
+            had_readings = self._has_readings_without_meter_state()
             self.db.executescript(SCHEMA)
             self._migrate()
+            if had_readings:
+                self.set_state(LEGACY_KEY, str(self.last_seq()))
             if check:
                 result = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
                 if result != "ok":
@@ -158,6 +169,11 @@ class Store:
         except OSError as err:
             raise StoreError(f"store {path}: {err.strerror or err}; check that the state directory "
                              "exists, is writable and the disk is not full") from err
+
+    def _has_readings_without_meter_state(self) -> bool:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return "messages" in tables and "meter_state" not in tables and \
+            self.db.execute("SELECT 1 FROM messages WHERE kind='reading' LIMIT 1").fetchone() is not None
 
     def _migrate(self) -> None:
         """Add the columns and index a store made by an older version lacks."""
@@ -200,18 +216,65 @@ class Store:
         self.add_readings(box_id, [(device, reading)], report=report)
 
     def add_readings(self, box_id: str, batch: list[tuple[Device, Reading]], *, report: bool = True,
-                     sent: Iterable[str] = ()) -> None:
+                     sent: Iterable[str] = (), meter_states: Mapping[str, dict[str, Any]] | None = None) -> None:
         """Store readings of one poll round in one durable commit (group commit saves SD writes).
 
-        SENT are message ids the broker has acknowledged meanwhile: they ride in the same commit.
+        SENT are message ids the broker has acknowledged meanwhile, METER_STATES the validator's
+        changed states (Validator.unsaved()): both ride in the same commit, so a state is never
+        newer or older on disk than the readings it goes with.
         """
         statements: list[tuple[str, tuple[Any, ...]]] = []
         seen: dict[str, tuple[Any, ...]] = {}  # identities written earlier in this batch
         for device, reading in batch:
             statements += self._reading_statements(box_id, device, reading, report, seen)
         statements += self._sent_statements(sent, time.time())
+        statements += [self._meter_state_statement(serial, state) for serial, state in (meter_states or {}).items()]
         if statements:
             self._tx(statements)
+
+    @staticmethod
+    def _meter_state_statement(serial: str, state: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        return ("INSERT INTO meter_state(serial, state) VALUES(?, ?) ON CONFLICT(serial) DO UPDATE"
+                " SET state=excluded.state", (serial, json.dumps(state, separators=(",", ":"), sort_keys=True)))
+
+    def save_meter_state(self, serial: str, state: dict[str, Any]) -> None:
+        """Keep the validator's STATE of one printer (Validator.export) on its own commit."""
+        self._tx([self._meter_state_statement(serial, state)])
+
+    def meter_state(self, serial: str) -> dict[str, Any] | None:
+        """Where validation continues after a restart: Validator.restore's input; None without history.
+
+        "accepted" holds every meter's last accepted value: the printer's newest reading, and for
+        the meters it lacks (held, missing) the value kept in the stored state. In a store from
+        before meter_state, each meter comes from the newest reading that holds it (searched once
+        per printer, then kept as its state).
+        """
+        row = self.db.execute("SELECT state FROM meter_state WHERE serial=?", (serial,)).fetchone()
+        newest = {m["name"]: m["value"] for m in self.last_meters(serial)}
+        if row is None:
+            older = self._legacy_meters(serial, newest) if newest else None
+            if older is None:
+                return {"accepted": newest} if newest else None
+            stored: dict[str, Any] = {"accepted": older}
+            self.save_meter_state(serial, stored)
+        else:
+            stored = json.loads(row[0])
+        # A meter in the newest reading was accepted after any state that lacked it.
+        return {**stored, "accepted": {**stored.get("accepted", {}), **newest}}
+
+    def _legacy_meters(self, serial: str, newest: dict[str, int]) -> dict[str, int] | None:
+        """Meters the newest reading lacks, from the newest older reading holding each; None if not a legacy store."""
+        upto = self.state(LEGACY_KEY)
+        if upto is None:
+            return None
+        found: dict[str, int] = {}
+        rows = self.db.execute("SELECT payload FROM messages WHERE seq<=? AND kind='reading' AND serial=?"
+                               " ORDER BY seq DESC LIMIT ?", (int(upto), serial, LEGACY_SCAN))
+        for (payload,) in rows:
+            for m in json.loads(decode(payload)).get("meters", []):
+                if m["name"] not in newest and m["name"] not in found:
+                    found[m["name"]] = int(m["value"])
+        return found
 
     def _reading_statements(self, box_id: str, device: Device, reading: Reading, report: bool,
                             seen: dict[str, tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:

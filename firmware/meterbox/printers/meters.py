@@ -22,7 +22,8 @@ def meters(snap: Snapshot, profile: Profile | None, explain: list[Source], model
 
     def add(name: str, value: int, unit: str, source: Source) -> None:
         if name not in found:
-            found[name] = Meter(name, value, unit)
+            # A value read straight from SNMP knows its width (snmp.Int32/Int64); sums and blobs do not.
+            found[name] = Meter(name, int(value), unit, getattr(value, "bits", None))
             sources[name] = source
             explain.append(source)
 

@@ -89,8 +89,23 @@ class Target:
         return f"{host}:{self.port}"
 
 
+class Int32(int):
+    """An integer read as a 32-bit SNMP type (INTEGER, Counter32, Gauge32, TimeTicks, Unsigned32)."""
+
+    bits = 32
+
+
+class Int64(int):
+    """An integer read as a Counter64: it does not wrap at 2^32."""
+
+    bits = 64
+
+
 def _convert(value: object) -> Value | None:
-    """pysnmp value -> plain Python; None for noSuchObject/noSuchInstance/endOfMibView."""
+    """pysnmp value -> plain Python; None for noSuchObject/noSuchInstance/endOfMibView.
+
+    Integers keep the width of their SNMP type (Int32, Int64): only a 32-bit counter wraps at 2^32.
+    """
     if isinstance(value, (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)):
         return None
     if isinstance(value, univ.ObjectIdentifier):
@@ -100,7 +115,7 @@ def _convert(value: object) -> Value | None:
     if isinstance(value, univ.Null):
         return None
     try:
-        return int(cast(Any, value))
+        return Int64(cast(Any, value)) if isinstance(value, rfc1902.Counter64) else Int32(cast(Any, value))
     except (TypeError, ValueError):
         return None
 
