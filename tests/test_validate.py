@@ -72,6 +72,14 @@ def test_only_a_32_bit_counter_wraps() -> None:
     assert run([WRAP - 100, 50], bits=32)[1] == (WRAP + 50, "wrap32")
 
 
+def test_a_32_bit_value_after_a_64_bit_one_is_no_wrap() -> None:
+    """A printer whose counter came from a Counter64 (2^64 - 1) and now from a Counter32: a drop, not a wrap."""
+    v = Validator()
+    v.check("S1", [Meter("marker.life", 2 ** 64 - 1, "impressions", 64)])
+    sent, events = v.check("S1", [Meter("marker.life", 100, "impressions", 32)])
+    assert sent == [] and [e.kind for e in events] == ["held"]
+
+
 def test_a_confirmed_reset_after_a_wrap_starts_from_the_new_value_without_the_offset() -> None:
     result = run([WRAP - 100, 50, 80] + [10 + i for i in range(CONFIRM)] + [20, WRAP - 50, 5])
     assert result[:3] == [(WRAP - 100, None), (WRAP + 50, "wrap32"), (WRAP + 80, None)]

@@ -178,7 +178,9 @@ class Validator:
         value = m.value + offset
         if value >= previous:
             return self._accept(key, value, self._came_back(serial, m.name, previous, value))
-        usage, why = counter_usage(previous - offset, m.value) if m.bits == 32 else (None, None)
+        # only a value that came from a 32-bit counter (and was one before) can have wrapped
+        wraps = m.bits == 32 and previous - offset < WRAP
+        usage, why = counter_usage(previous - offset, m.value) if wraps else (None, None)
         if why == "wrap32" and usage is not None:
             self.offset[key] = offset + WRAP
             return self._accept(key, previous + usage, Event(
