@@ -496,8 +496,8 @@ class Prober:
         """An answer came in: hand it to the probe waiting for its id (from that address)."""
         try:
             request_id, reply = _decode_reply(data)
-        except (PyAsn1Error, ValueError, KeyError, TypeError) as err:
-            log.debug("unreadable answer from %s ignored: %s", sender, err)
+        except (PyAsn1Error, Exception) as err:  # noqa: BLE001 -- whatever the network sends
+            log.debug("unreadable answer from %s ignored: %s", sender, type(err).__name__)
             return
         waiting = self._waiting.get(request_id)
         if waiting and waiting[0] == sender and not waiting[1].done():
