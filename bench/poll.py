@@ -138,8 +138,9 @@ def report(learned: dict[str, tuple[SnmpClient, Target, Hint, Plan, int]], talli
               f"{cycle / exp:>6.2f}x{plain:>9.1f}{t.plain_pdus:>5}{cycle / plain:>6.2f}x"
               f"{statistics.median(t.netsnmp) * 1000:>10.1f}")
     print("meterbox: CPU averaged over the cycle; steady: the median one-GET poll; PDUs: steady / cycle average / "
-          "first poll.\nexporter: the cheaper of its two modules (same columns walked, or their tables), "
-          "CPU from /proc over the same number of scrapes.")
+          "first poll.\nexporter: the cheaper of its two modules (same columns walked, or their tables: "
+          + ", ".join(f"{PEERS[n]} {min(t.exp_cpu, key=lambda m: t.exp_cpu[m] / t.exp_scrapes[m])}"
+                      for n, t in tallies.items()) + "), CPU from /proc over the same number of scrapes.")
     print(f"P1 (<= 2x snmp_exporter on every printer): {'met' if max(ratios) <= 2 else 'NOT met'} "
           f"({min(ratios):.2f}x-{max(ratios):.2f}x)")
 

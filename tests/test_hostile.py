@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from meterbox.outbox.store import Store
 from meterbox_cloud.contract import check
 from support.broker import Broker
 from support.daemon import BOX_ID, BoxConfig, Daemon, PrinterEntry
@@ -141,3 +142,15 @@ def test_daemon_among_hostile_printers_stays_bounded_and_publishes_only_the_cont
         assert not re.search(rb"[\x00-\x1f\x7f]|\\u00[01]", message.payload), message.payload[:300]
     assert not any("HOSTILE-XXX" in m.payload.decode() for m in published if m.box == BOX_ID)
     assert any(r["reason"].startswith("serial must be shorter") for r in status["refused"]), status["refused"]
+    store = Store(box.state_dir / "meterbox.db")
+    try:
+        kept = [m for m in store.messages() if m.seq not in refused_seqs(store)]
+        for message in kept:                                    # what is stored for sending fits too
+            check(message.topic, message.wire().encode())
+        assert len(kept) > 10
+    finally:
+        store.close()
+
+
+def refused_seqs(store: Store) -> set[int]:
+    return {seq for (seq,) in store.db.execute("SELECT seq FROM messages WHERE refused IS NOT NULL")}
