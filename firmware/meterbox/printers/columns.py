@@ -12,8 +12,9 @@ walk the rows are remembered and the unchanging ("static") cells kept, so:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Iterable, Union
 
 Value = Union[int, bytes, str]
 Columns = dict[str, dict[str, Value]]   # root OID -> {row suffix: value}
@@ -35,18 +36,24 @@ class Memory:
 
     roots: tuple[str, ...]
     static: frozenset[str]
-    rows: dict[str, list[str]] = field(default_factory=dict)   # root -> row suffixes, in walk order
+    rows: dict[str, list[str]] = field(default_factory=dict)   # changing root -> row suffixes, in walk order
     kept: Columns = field(default_factory=dict)                # static root -> its cells
     polls: int = 0
+    learned: bool = False
 
     @property
     def dynamic(self) -> list[str]:
         return [r for r in self.roots if r not in self.static]
 
+    @classmethod
+    def of(cls, roots: Iterable[str], static: Iterable[str], polls: int = 0) -> Memory:
+        """A printer's memory; the column lists are shared by every printer of the same shape."""
+        return cls(*_shape(tuple(roots), frozenset(static)), polls=polls)
+
     def turn(self) -> str:
         """What this poll does: GET the remembered cells, walk the changing columns, or walk all."""
         self.polls += 1
-        if not self.rows or self.polls % FULL_WALK == 0:
+        if not self.learned or self.polls % FULL_WALK == 0:
             return FULL
         return REWALK_TURN if self.polls % REWALK == 0 else GET
 
@@ -68,8 +75,9 @@ class Memory:
 
     def learn(self, walked: Columns) -> None:
         """A full walk: remember every root's rows and keep the static cells."""
-        self.rows = {root: list(cells) for root, cells in walked.items()}
+        self.rows = {root: list(walked.get(root, {})) for root in self.dynamic}
         self.kept = {root: dict(walked.get(root, {})) for root in self.static}
+        self.learned = True
 
     def new_rows(self, walked: Columns) -> list[str]:
         """After a walk of the changing columns: the static cells of rows that are new in their table."""
@@ -88,7 +96,6 @@ class Memory:
             cells = {sfx: v for sfx, v in self.kept.get(root, {}).items() if sfx in rows}
             cells.update({oid[len(root) + 1:]: v for oid, v in static_cells.items() if oid.startswith(root + ".")})
             self.kept[root] = cells
-            self.rows[root] = list(cells)
         for root in self.dynamic:
             self.rows[root] = list(walked.get(root, {}))
         return self._with_kept({root: walked.get(root, {}) for root in self.dynamic})
@@ -103,3 +110,8 @@ class Memory:
             if root in rows:
                 out.setdefault(_table(root), set()).update(rows[root])
         return out
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(roots: tuple[str, ...], static: frozenset[str]) -> tuple[tuple[str, ...], frozenset[str]]:
+    return roots, static & frozenset(roots)

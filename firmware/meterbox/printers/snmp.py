@@ -266,7 +266,7 @@ class SnmpClient:
         key = (target.address, target.credential, tuple(roots))
         memory = self._memory.get(key)
         if memory is None:
-            memory = self._memory[key] = Memory(tuple(roots), frozenset(static) & set(roots))
+            memory = self._memory[key] = Memory.of(roots, static)
         turn = memory.turn()
         if turn == GET:
             values = await self.get(target, scalars + memory.cells())
@@ -297,7 +297,7 @@ class SnmpClient:
         """WALKED is what a full walk of ROOTS found: the next `read` of ROOTS starts from it."""
         roots = list(roots)
         memory = self._memory[(target.address, target.credential, tuple(roots))] = \
-            Memory(tuple(roots), frozenset(static) & set(roots), polls=1)
+            Memory.of(roots, static, polls=1)
         memory.learn(walked)
 
     async def _walk(self, target: Target, roots: list[str], max_repetitions: int) -> Columns:
