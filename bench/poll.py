@@ -1,17 +1,20 @@
-"""Benchmark: cost of one printer poll, and of the daemon polling many printers.
+"""Benchmark: cost of one printer poll beside its peers, and of the daemon polling many printers.
 
-Run:  .venv/bin/python bench/poll.py [--polls 50] [--printers 50] [--seconds 40]
+Run:  .venv/bin/python bench/poll.py [--cycles 2] [--printers 50] [--seconds 40]
 
-Prints, on the three printers PERFORMANCE.md names (HP M130nw, Ricoh MP C, Brother
-HL-L8260CDW), served by snmpsim on loopback:
-- CPU and wall time per poll and SNMP requests per poll of meterbox's poller, beside two
-  peers measured in the same run: a plain pysnmp asyncio poller (GET + bulk_walk_cmd,
-  max-repetitions 10, with and without MIB look-ups) and net-snmp's snmpget + 4 snmpbulkwalk
-  processes; snmp_exporter's figures are quoted from PERFORMANCE.md (not installed here);
+Prints, for the printers PERFORMANCE.md names (HP M130nw, Ricoh MP C2503, Brother
+HL-L8260CDW), served by snmpsim on loopback, measured in the same run and interleaved:
+- meterbox's poll (the daemon's code, one SnmpClient kept alive): CPU per poll averaged over
+  the whole re-walk cycle (columns.FULL_WALK polls: GETs, every 12th a walk of the changing
+  columns, one full walk), the steady-state poll alone, and PDUs per poll;
+- Prometheus' snmp_exporter (Debian's prometheus-snmp-exporter) reading the same OIDs, its
+  CPU from /proc over as many scrapes; the cheaper of walking the same columns or their tables;
+- a plain pysnmp poller and net-snmp processes reading the same OIDs (bench/peers.py);
+- with --profiles, every vendor profile against net-snmp reading the same OIDs;
 - the daemon (`meterbox run`) polling N simulated printers, with a real Mosquitto: peak RSS,
   CPU per poll, bytes written to disk per poll cycle and per reading (/proc/PID/io), and the
   time from process start to the first reading stored.
-Medians; these machines are noisy, so read ratios, not absolute numbers.
+These machines are noisy: read the ratios.
 """
 
 from __future__ import annotations
@@ -19,9 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,141 +30,152 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from meterbox.config import Credential, Secret  # noqa: E402
-from meterbox.printers.poll import Hint, read_printer  # noqa: E402
+from meterbox.printers.columns import FULL_WALK  # noqa: E402
+from meterbox.printers.poll import Hint, identity_oids, read_printer, static_roots, walk_roots  # noqa: E402
 from meterbox.printers.snmp import SnmpClient, Target  # noqa: E402
+from peers import Exporter, Plan, netsnmp, plain_pysnmp  # noqa: E402
 from support.broker import Broker  # noqa: E402
 from support.daemon import BoxConfig, Daemon, PrinterEntry  # noqa: E402
 from support.pki import Pki  # noqa: E402
-from support.process import free_udp_port  # noqa: E402
+from support.process import free_tcp_port, free_udp_port  # noqa: E402
 from support.snmpsim import Simulator  # noqa: E402
 
 PEERS = {"jetdirect_m130nw": "HP M130nw", "ricoh_mpc2503": "Ricoh MP C2503",
          "brother_hl-l8260cdw": "Brother HL-L8260CDW"}
-SNMP_EXPORTER_MS = {"jetdirect_m130nw": 2.2, "ricoh_mpc2503": 2.4, "brother_hl-l8260cdw": 3.6}
-IDENTITY = ["1.3.6.1.2.1.1.1.0", "1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.25.3.2.1.3.1", "1.3.6.1.2.1.43.5.1.1.17.1"]
-TABLES = ["1.3.6.1.2.1.43.10.2.1", "1.3.6.1.2.1.43.11.1.1"]
+ROUNDS = 4   # rounds per cycle: meterbox, the exporter and the plain poller take turns this often
 
 
-async def meterbox_polls(address: tuple[str, int], community: str, n: int) -> tuple[float, float, float]:
-    """Median CPU ms, wall ms and requests per poll of meterbox's poller (engine kept alive)."""
+def _kind(value: object) -> str:
+    return "int" if isinstance(value, int) else "text"
+
+
+async def learn(address: tuple[str, int], community: str) -> tuple[SnmpClient, Target, Hint, Plan, int]:
+    """A printer's first poll, as the daemon does it; and what meterbox reads of it from then on."""
     client = SnmpClient()
     target = Target(address[0], address[1], Credential(community=Secret(community)), timeout=2.0)
     hint = Hint()
-    await read_printer(client, target, hint)  # first poll learns the profile and table sizes
-    cpu, wall, reqs = [], [], []
-    for _ in range(n):
-        c0, w0, r0 = time.process_time(), time.perf_counter(), client.requests
-        await read_printer(client, target, hint)
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-        reqs.append(client.requests - r0)
-    client.close()
-    return statistics.median(cpu) * 1000, statistics.median(wall) * 1000, statistics.median(reqs)
+    await read_printer(client, target, hint)
+    first = client.requests
+    scalars = identity_oids() + (hint.profile.scalar_oids(hint.hr_roles) if hint.profile else [])
+    roots = walk_roots(hint.profile, hint.has_pwg)
+    probe = SnmpClient()   # a client of its own: the poller's remembered rows stay as they are
+    values, columns = await probe.read(target, scalars, roots, static_roots(hint.profile))
+    probe.close()
+    kinds = {o: _kind(v) for o, v in values.items()}
+    kinds.update({r: _kind(next(iter(c.values()))) for r, c in columns.items() if c})
+    return client, target, hint, Plan(community, scalars, {r: list(c) for r, c in columns.items()}, kinds), first
 
 
-async def plain_pysnmp_polls(address: tuple[str, int], community: str, n: int, lookup: bool) -> tuple[float, float]:
-    """The peer: GET of the identity scalars plus bulk_walk_cmd of the two Printer-MIB tables."""
-    from pysnmp.hlapi.v3arch.asyncio import (CommunityData, ContextData, ObjectIdentity, ObjectType,
-                                             SnmpEngine, UdpTransportTarget, bulk_walk_cmd, get_cmd)
-    engine = SnmpEngine()
-    target = await UdpTransportTarget.create(address, timeout=2, retries=1)
-    auth = CommunityData(community)
-    requests = 0
+class Tally:
+    """One printer's figures over the run."""
 
-    async def once() -> None:
-        nonlocal requests
-        await get_cmd(engine, auth, target, ContextData(), *(ObjectType(ObjectIdentity(o)) for o in IDENTITY),
-                      lookupMib=lookup)
-        requests += 1
-        for table in TABLES:
-            async for err, status, index, binds in bulk_walk_cmd(
-                    engine, auth, target, ContextData(), 0, 10, ObjectType(ObjectIdentity(table)),
-                    lexicographicMode=False, lookupMib=lookup):
-                requests += 1
-
-    await once()
-    cpu = []
-    requests = 0
-    for _ in range(n):
-        c0 = time.process_time()
-        await once()
-        cpu.append(time.process_time() - c0)
-    engine.close_dispatcher()
-    return statistics.median(cpu) * 1000, requests / n
+    def __init__(self) -> None:
+        self.mb_cpu: list[float] = []
+        self.mb_pdus: list[int] = []
+        self.exp_cpu: dict[str, float] = {"columns": 0.0, "tables": 0.0}
+        self.exp_scrapes: dict[str, int] = {"columns": 0, "tables": 0}
+        self.exp_pdus: dict[str, int] = {}
+        self.plain: list[float] = []
+        self.plain_pdus = 0
+        self.netsnmp: list[float] = []
+        self.netsnmp_pdus = 0
 
 
-def netsnmp_polls(address: tuple[str, int], community: str, n: int) -> float:
-    """The C baseline: snmpget + snmpbulkwalk of the tables, CPU of the child processes."""
-    return netsnmp_same(address, community, IDENTITY, TABLES, n)[0]
-
-
-def per_poll(sim: Simulator, polls: int) -> None:
+async def compare(sim: Simulator, cycles: int, work: Path) -> None:
     address = (sim.host, sim.port)
-    print("\n== one printer poll (median of %d; CPU in this process; snmpsim runs elsewhere) ==" % polls)
-    print(f"{'printer':<22}{'meterbox':>18}{'req':>5}{'plain pysnmp':>15}{'no MIB':>9}{'req':>5}"
-          f"{'net-snmp':>10}{'snmp_exp.':>10}   ratios (P1: <=3x snmp_exporter, <=0.5x plain)")
-    for community, label in PEERS.items():
-        mb_cpu, mb_wall, mb_req = asyncio.run(meterbox_polls(address, community, polls))
-        plain, plain_req = asyncio.run(plain_pysnmp_polls(address, community, polls, lookup=True))
-        nolookup, _ = asyncio.run(plain_pysnmp_polls(address, community, polls, lookup=False))
-        c = netsnmp_polls(address, community, max(polls // 5, 5))
-        exp = SNMP_EXPORTER_MS[community]
-        print(f"{label:<22}{mb_cpu:>7.1f} ms ({mb_wall:>4.1f} wall){mb_req:>5.0f}{plain:>12.1f} ms{nolookup:>6.1f} ms"
-              f"{plain_req:>5.0f}{c:>7.1f} ms{exp:>7.1f} ms   {mb_cpu / exp:.1f}x exporter, "
-              f"{mb_cpu / plain:.2f}x plain, {mb_cpu / nolookup:.2f}x no-MIB, {mb_cpu / c:.2f}x net-snmp")
+    learned = {name: await learn(address, name) for name in PEERS}
+    per_round = FULL_WALK // ROUNDS
+    tallies = {name: Tally() for name in PEERS}
+    with Exporter([p for _, _, _, p, _ in learned.values()], work, free_tcp_port()) as exporter:
+        for name in PEERS:                                  # warm up: connections, caches
+            for module in ("columns", "tables"):
+                for _ in range(5):
+                    exporter.scrape(f"{name}-{module}", sim.address)
+        for _ in range(cycles * ROUNDS):
+            for name, (client, target, hint, plan, _) in learned.items():
+                t = tallies[name]
+                for _ in range(per_round):
+                    c0, r0 = time.process_time(), client.requests
+                    await read_printer(client, target, hint)
+                    t.mb_cpu.append(time.process_time() - c0)
+                    t.mb_pdus.append(client.requests - r0)
+                for module in ("columns", "tables"):
+                    c0 = exporter.cpu()
+                    for _ in range(per_round):
+                        _, sent = exporter.scrape(f"{name}-{module}", sim.address)
+                    t.exp_cpu[module] += exporter.cpu() - c0
+                    t.exp_scrapes[module] += per_round
+                    t.exp_pdus[module] = sent
+                cpu, t.plain_pdus = await plain_pysnmp(address, plan, 2)
+                t.plain += cpu
+        for name, (_, _, _, plan, _) in learned.items():
+            tallies[name].netsnmp, tallies[name].netsnmp_pdus = netsnmp(address, plan, 3)
+    for client, *_ in learned.values():
+        client.close()
+    report(learned, tallies, cycles)
+
+
+def report(learned: dict[str, tuple[SnmpClient, Target, Hint, Plan, int]], tallies: dict[str, Tally],
+           cycles: int) -> None:
+    print(f"\n== one printer poll: meterbox over {cycles} full re-walk cycle(s) of {FULL_WALK} polls, "
+          f"interleaved with the peers reading the same OIDs (CPU ms per poll) ==")
+    print(f"{'printer':<21}{'meterbox':>9}{'steady':>8}{'PDUs':>12}{'exporter':>10}{'PDUs':>5}{'ratio':>7}"
+          f"{'pysnmp':>9}{'PDUs':>5}{'ratio':>7}{'net-snmp':>10}")
+    ratios = []
+    for name, label in PEERS.items():
+        t, first = tallies[name], learned[name][4]
+        cycle = sum(t.mb_cpu) / len(t.mb_cpu) * 1000
+        steady = statistics.median(c for c, n in zip(t.mb_cpu, t.mb_pdus) if n == 1) * 1000
+        module = min(t.exp_cpu, key=lambda m: t.exp_cpu[m] / t.exp_scrapes[m])
+        exp = t.exp_cpu[module] / t.exp_scrapes[module] * 1000
+        plain = statistics.median(t.plain) * 1000
+        ratios.append(cycle / exp)
+        pdus = f"1/{sum(t.mb_pdus) / len(t.mb_pdus):.2f}/{first}"
+        print(f"{label:<21}{cycle:>9.2f}{steady:>8.2f}{pdus:>12}{exp:>10.2f}{t.exp_pdus[module]:>5}"
+              f"{cycle / exp:>6.2f}x{plain:>9.1f}{t.plain_pdus:>5}{cycle / plain:>6.2f}x"
+              f"{statistics.median(t.netsnmp) * 1000:>10.1f}")
+    print("meterbox: CPU averaged over the cycle; steady: the median one-GET poll; PDUs: steady / cycle average / "
+          "first poll.\nexporter: the cheaper of its two modules (same columns walked, or their tables: "
+          + ", ".join(f"{PEERS[n]} {min(t.exp_cpu, key=lambda m: t.exp_cpu[m] / t.exp_scrapes[m])}"
+                      for n, t in tallies.items()) + "), CPU from /proc over the same number of scrapes.")
+    print(f"P1 (<= 2x snmp_exporter on every printer): {'met' if max(ratios) <= 2 else 'NOT met'} "
+          f"({min(ratios):.2f}x-{max(ratios):.2f}x)")
 
 
 def per_profile(sim: Simulator, polls: int) -> None:
-    """Issue 3's figure: each vendor profile's poll against net-snmp reading the same OIDs."""
+    """Each vendor profile's poll against net-snmp reading the same OIDs."""
     from meterbox.printers.profiles import loader
-    std = loader.standard()
     address = (sim.host, sim.port)
     print(f"\n== per profile (median of {polls}; net-snmp: snmpget of the same scalars + "
           f"snmpbulkwalk of the same columns, as processes) ==")
     print(f"{'profile':<16}{'recording':<26}{'first req':>10}{'req':>5}{'CPU':>9}{'net-snmp':>10}{'PDUs':>6}  ratio")
     for profile in loader.vendor_profiles():
         names = [r for r in profile.recordings if (ROOT / "tests" / "printers" / f"{r}.snmprec").exists()]
-        polled = [(n, r) for n in names if (r := asyncio.run(_first_poll_requests(address, n)))]
-        if not polled:
-            continue
-        name, first = polled[0]  # the first of its recordings that is a printer
-        cpu, _, req = asyncio.run(meterbox_polls(address, name, polls))
-        scalars = [std["identity"]["sys_object_id"], std["identity"]["sys_descr"], *std["identity"]["serial"],
-                   *profile.scalar_oids()]
-        roots = [*std.columns.values(), *profile.walk_roots()]
-        c, pdus = netsnmp_same(address, name, scalars, roots, max(polls // 5, 3))
-        print(f"{profile.name:<16}{name:<26}{first:>10}{req:>5.0f}{cpu:>6.1f} ms{c:>7.1f} ms{pdus:>6}  {cpu / c:.2f}x")
+        for name in names:
+            try:
+                cpu, req, first, plan = asyncio.run(_profile_polls(address, name, polls))
+            except Exception:  # noqa: BLE001 -- a recording that is no printer (stubs, scanners)
+                continue
+            c, pdus = netsnmp(address, plan, max(polls // 5, 3))
+            c_ms = statistics.median(c) * 1000
+            print(f"{profile.name:<16}{name:<26}{first:>10}{req:>5.0f}{cpu:>6.1f} ms{c_ms:>7.1f} ms{pdus:>6}  "
+                  f"{cpu / c_ms:.2f}x")
+            break
 
 
-async def _first_poll_requests(address: tuple[str, int], community: str) -> int:
-    """PDUs of a printer's first poll; 0 when the recording is not a printer (stubs, scanners)."""
-    from meterbox.errors import MeterboxError
-    client = SnmpClient()
-    try:
-        await read_printer(client, Target(address[0], address[1], Credential(community=Secret(community))), Hint())
-    except MeterboxError:
-        return 0
-    finally:
-        client.close()
-    return client.requests
-
-
-def netsnmp_same(address: tuple[str, int], community: str, scalars: list[str], roots: list[str],
-                 n: int) -> tuple[float, int]:
-    """CPU of net-snmp processes reading the same scalars and columns; and how many PDUs that takes."""
-    agent = f"{address[0]}:{address[1]}"
-    cpu = []
-    for _ in range(n):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        subprocess.run(["snmpget", "-v2c", "-c", community, "-On", agent, *scalars], capture_output=True)
-        for root in roots:
-            subprocess.run(["snmpbulkwalk", "-v2c", "-c", community, "-On", "-Cr10", agent, root],
-                           capture_output=True)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return statistics.median(cpu) * 1000, 1 + len(roots)
+async def _profile_polls(address: tuple[str, int], name: str, polls: int) -> tuple[float, float, int, Plan]:
+    client, target, hint, plan, first = await learn(address, name)
+    cpu, reqs = [], []
+    for _ in range(polls):
+        c0, r0 = time.process_time(), client.requests
+        await read_printer(client, target, hint)
+        cpu.append(time.process_time() - c0)
+        reqs.append(client.requests - r0)
+    client.close()
+    return statistics.median(cpu) * 1000, statistics.median(reqs), first, plan
 
 
 def proc_value(pid: int, path: str, key: str) -> int:
@@ -229,15 +241,20 @@ def _sent_or_pending(config: Path) -> list[object]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--polls", type=int, default=50)
+    p.add_argument("--cycles", type=int, default=2, help=f"full re-walk cycles ({FULL_WALK} polls) per printer")
+    p.add_argument("--polls", type=int, default=50, help="polls per profile with --profiles")
     p.add_argument("--printers", type=int, default=50)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--skip-daemon", action="store_true")
     p.add_argument("--profiles", action="store_true", help="also every vendor profile against net-snmp")
     args = p.parse_args()
+    if not Exporter.available():
+        print("prometheus-snmp-exporter is not installed (apt-get install prometheus-snmp-exporter): "
+              "the peer must be measured in the same run", file=sys.stderr)
+        return 2
     with tempfile.TemporaryDirectory(prefix="meterbox-bench-") as tmp:
         with Simulator(ROOT / "tests" / "printers") as sim:
-            per_poll(sim, args.polls)
+            asyncio.run(compare(sim, args.cycles, Path(tmp)))
             if args.profiles:
                 per_profile(sim, args.polls)
         if not args.skip_daemon:

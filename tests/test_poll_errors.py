@@ -56,9 +56,11 @@ def test_wrong_community(printers: Simulator) -> None:
     assert "community is right" in line and printers.address in line
 
 
-def test_malformed_answers_are_no_answer(garbage_agent: str) -> None:
+def test_malformed_answers_say_so(garbage_agent: str) -> None:
+    """Not "no answer ... check that it is switched on": that sends a technician the wrong way."""
     err = run_cli_fail("poll", garbage_agent, "--timeout", "0.3")
-    assert "no answer" in one_line(err.stderr)
+    line = one_line(err.stderr)
+    assert "answered with a malformed SNMP message" in line and "no answer" not in line
 
 
 def test_v3_needs_a_user() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import sqlite3
@@ -198,10 +199,11 @@ def test_a_page_of_an_older_store_without_the_new_columns_is_read(tmp_path: Path
     db.execute("CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
                " kind TEXT NOT NULL, serial TEXT NOT NULL, topic TEXT NOT NULL, payload BLOB NOT NULL,"
                " created REAL NOT NULL, sent_at REAL)")
-    ids = [Reading("OLD1", 1_700_000_000 + i, []).id for i in range(40)]
+    readings = [Reading("OLD1", 1_700_000_000 + i, []) for i in range(40)]
+    ids = [r.id for r in readings]
     db.executemany("INSERT INTO messages(id, kind, serial, topic, payload, created, sent_at) VALUES(?,?,?,?,?,?,?)",
-                   [(i, "reading", "OLD1", f"meterbox/v1/{BOX_ID}/readings", f'{{"v":1,"id":"{i}"}}',
-                     1_700_000_000.5, 1_700_000_100.0 if n < 10 else None) for n, i in enumerate(ids)])
+                   [(r.id, "reading", "OLD1", f"meterbox/v1/{BOX_ID}/readings", json.dumps(r.payload(BOX_ID)),
+                     1_700_000_000.5, 1_700_000_100.0 if n < 10 else None) for n, r in enumerate(readings)])
     db.commit()
     db.close()
     code, out, _ = recover(tmp_path, damaged)

@@ -171,19 +171,36 @@ def test_a_corrupt_store_is_moved_aside_and_a_new_one_started(tmp_path: Path,
     assert any("moved to" in r.getMessage() and "doctor --recover" in r.getMessage() for r in caplog.records)
 
 
-def test_an_older_store_gains_the_clock_columns(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
+OLD_PAYLOAD = ('{"v":1,"id":"01JDX3K8Q4M2T5R6S7V8W9X0YZ","box":"MB-7F3A9C","serial":"%s",'
+               '"read_at":"2026-11-24T10:00:00Z","clock":"ntp","meters":[],"supplies":[]}')
+
+
+def _old_store(path: Path, serial: str = "S") -> None:
+    """A store as an early version left it: no clock columns, text payloads, no contract check."""
     db = sqlite3.connect(path)
-    db.executescript("CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
-                     " kind TEXT NOT NULL, serial TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,"
-                     " created REAL NOT NULL, sent_at REAL);"
-                     "INSERT INTO messages(id, kind, serial, topic, payload, created)"
-                     " VALUES('X', 'reading', 'S', 't', '{\"clock\":\"ntp\"}', 1);")
+    db.execute("CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+               " kind TEXT NOT NULL, serial TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,"
+               " created REAL NOT NULL, sent_at REAL)")
+    db.execute("INSERT INTO messages(id, kind, serial, topic, payload, created) VALUES('X', 'reading', ?, 't', ?, 1)",
+               (serial, OLD_PAYLOAD % serial))
     db.commit()
     db.close()
-    store = Store(path)
+
+
+def test_an_older_store_gains_the_clock_columns(tmp_path: Path) -> None:
+    _old_store(tmp_path / "old.db")
+    store = Store(tmp_path / "old.db")
     [m] = store.pending(5)
-    assert m.wire() == '{"clock":"ntp"}'  # rows from before keep their payload as stored
+    assert m.wire() == OLD_PAYLOAD % "S"  # rows from before keep their payload as stored
+
+
+def test_an_older_row_outside_the_contract_is_refused_on_its_way_out(tmp_path: Path) -> None:
+    """Stored before the box checked the contract: the broker would take it, the vendor's ingest not."""
+    _old_store(tmp_path / "old.db", serial="S" * 65)
+    store = Store(tmp_path / "old.db")
+    assert store.pending(5) == [] and store.pending(5) == []
+    assert store.backlog() == 0
+    assert store.refused()[0]["reason"] == "serial must be shorter than or equal to 64 characters"
 
 
 def test_a_new_printer_polled_twice_in_one_commit_is_announced_once(store: Store) -> None:

@@ -140,21 +140,28 @@ def cmd_poll(args: argparse.Namespace) -> int:
         finally:
             client.close()
 
+    from meterbox.outbox import wire
+
     result = asyncio.run(go())
     if not result.reading.meters and not result.reading.supplies:
         print(f"meterbox: the device at {target.address} gives no Printer-MIB meters or supplies; "
               "if it is a printer, check that its SNMP agent exposes the Printer-MIB", file=sys.stderr)
+    result.device = wire.fit_device(result.device)     # as the store would keep and send them
+    payload, refused = wire.fit_reading(result.reading, args.box_id)
+    if refused and result.device.serial:
+        print(f"meterbox: this reading would be kept on the box, not sent: it is outside the wire contract "
+              f"({refused})", file=sys.stderr)
     device = {"manufacturer": result.device.manufacturer, "model": result.device.model,
               "serial": result.device.serial or None}
     if args.json:
-        out: dict[str, Any] = {"device": device, "reading": result.reading.payload(args.box_id)}
+        out: dict[str, Any] = {"device": device, "reading": payload}
         if args.explain:
             out["explain"] = [{"name": s.name, "oid": s.oid, "raw": _raw(s.raw), "rule": s.rule}
                               for s in result.explain]
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
     d = result.device
-    print(f"{d.manufacturer or '?'} {d.model or '?'}   serial {d.serial or '(none)'}   profile {d.profile}")
+    print(f"{d.manufacturer or '?'} {d.model or '?'}   serial {_shown(d.serial) or '(none)'}   profile {d.profile}")
     by_name = {s.name: s for s in result.explain}
     print("meters:" if result.reading.meters else "meters: none found")
     for m in result.reading.meters:
@@ -314,6 +321,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                    "printers": store.printers() if store else [],
                    "meters_held": json.loads((store.state("meters_held") if store else None) or "[]"),
                    "waiting_for_clock": store.held() if store else 0, "live": running,
+                   "refused": store.refused() if store else [],
                    "enrollment": _enrollment(cfg)}
     if running and running.get("uplink_error") is not None:
         summary["last_error"] = running["uplink_error"]
@@ -399,7 +407,10 @@ def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
         lines.append(f"{summary['waiting_for_clock']} readings wait for the clock to synchronise (their time is "
                      "corrected then); allow NTP (UDP 123) to the internet; `meterbox doctor` checks the clock")
     for held in summary["meters_held"]:
-        lines.append(f"held back: printer {held['serial']} {held['meter']}: {held['reason']}")
+        lines.append(f"held back: printer {_shown(held['serial'])} {held['meter']}: {held['reason']}")
+    for refused in summary["refused"]:
+        lines.append(f"not sent: printer {_shown(refused['serial'])}: {refused['count']} {refused['kind']} "
+                     f"message(s) outside the wire contract ({_shown(refused['reason'])}), kept here")
     printers = summary["printers"]
     configured = len(cfg.printers)
     count = f"{len(printers)} printer{'' if len(printers) == 1 else 's'} polled"
@@ -408,10 +419,18 @@ def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
     lines.append(count)
     for p in printers:
         state = "ok" if not p["last_error"] else p["last_error"]
-        name = f"{p['manufacturer'] or ''} {p['model'] or ''}".strip() or "?"
-        lines.append(f"  {p['address']:<22} {p['serial'] or '-':<16} {name:<32} "
-                     f"last poll {_when(p['last_poll']) or 'never'}: {state}")
+        name = _shown(f"{p['manufacturer'] or ''} {p['model'] or ''}".strip()) or "?"
+        lines.append(f"  {p['address']:<22} {_shown(p['serial']) or '-':<16} {name:<32} "
+                     f"last poll {_when(p['last_poll']) or 'never'}: {_shown(state)}")
     return "\n".join(lines)
+
+
+def _shown(text: str | None, limit: int = 80) -> str:
+    """A printer's text on a terminal: no escapes or control characters, long ones cut."""
+    from meterbox.outbox.wire import printable
+
+    shown = printable(text) or ""
+    return shown if len(shown) <= limit else shown[:limit - 1] + "…"
 
 
 def _when(value: Any) -> str | None:

@@ -34,6 +34,12 @@ class SnmpAuthError(SnmpError, PermissionError):
     code = "snmp-auth"
 
 
+class PrinterMisbehaves(SnmpError):
+    """The printer answers, but wrongly: malformed messages, a table without end, a poll without end."""
+
+    code = "snmp-bad-answer"
+
+
 class NotAPrinter(SnmpError):
     """The device answers SNMP but has neither Printer-MIB nor an hrDevicePrinter row."""
 

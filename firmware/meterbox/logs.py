@@ -12,6 +12,17 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 
+_SEEN: set[tuple[str, ...]] = set()
+LIMIT = 1000   # distinct problems remembered by log_once; past that, nothing more is logged (bounded memory)
+
+
+def log_once(logger: logging.Logger, key: tuple[str, ...], message: str, *args: object) -> None:
+    """One WARNING per KEY for the life of the process: a bad value comes back on every poll."""
+    if key not in _SEEN and len(_SEEN) < LIMIT:
+        _SEEN.add(key)
+        logger.warning(message, *args)
+
+
 class Once:
     """Says each condition once per key; `clear` says whether it had been said (for "… again")."""
 

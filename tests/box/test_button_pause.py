@@ -94,7 +94,7 @@ def test_a_press_closes_the_connection_at_once_and_the_backlog_arrives_on_the_ne
     amber = factory.pin(PINS.amber)
     with Subscriber(own_broker) as sub, InProcessBox(config, factory) as running:
         assert wait_until(lambda: bool(sub.on("readings")), 20), "no reading before the press"
-        connects = own_broker.log().count(f"New client connected from")
+        connects = own_broker.log().count("New client connected from")
         pressed = time.monotonic()
         running.press()
         assert wait_until(lambda: f"Client {BOX_ID} disconnected" in own_broker.log(), 5), own_broker.log()[-2000:]

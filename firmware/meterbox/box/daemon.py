@@ -79,9 +79,9 @@ def build(cfg: Config, clock: Clock | None = None) -> Parts:
     timekeeper = Timekeeper(clock or system_clock(), db)
     hooks = Hooks()
     pause = PauseSwitch(cfg.state_dir, cfg.runtime_dir)
-    commits = CommitBuffer(db, cfg.box_id, max_bytes=cfg.store.max_bytes, ack_batch=cfg.uplink.in_flight // 2,
-                           on_stored=hooks.stored, in_flight=hooks.in_flight)
     validator = Validator()
+    commits = CommitBuffer(db, cfg.box_id, max_bytes=cfg.store.max_bytes, ack_batch=cfg.uplink.in_flight // 2,
+                           on_stored=hooks.stored, in_flight=hooks.in_flight, states=validator)
     snmp = SnmpClient()
     ctx = Context(snmp=snmp, validator=validator, timekeeper=timekeeper, sink=commits, history=StoreHistory(db),
                   enrolled=hooks.enrolled, interval=cfg.poll.interval, on_meter_events=hooks.meter_events)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from meterbox.errors import StoreError
 from meterbox.logs import Once
@@ -26,12 +26,31 @@ STORE_FLUSH = 0.5       # readings of one poll round are committed together (gro
 MEMORY_LIMIT = 10_000   # readings kept in memory while the store cannot be written
 
 
+class MeterStates(Protocol):
+    """The validator's changed per-printer states, committed with the readings they go with."""
+
+    def unsaved(self) -> dict[str, dict[str, Any]]: ...
+    def saved(self, states: dict[str, dict[str, Any]]) -> None: ...
+    def resave(self, states: dict[str, dict[str, Any]]) -> None: ...
+
+
+class _NoStates:
+    def unsaved(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def saved(self, states: dict[str, dict[str, Any]]) -> None:
+        pass
+
+    def resave(self, states: dict[str, dict[str, Any]]) -> None:
+        pass
+
+
 class CommitBuffer:
     """Collects readings, meter states and PUBACKed ids; commits them off the loop."""
 
     def __init__(self, db: StoreWorker, box_id: str, *, max_bytes: int, ack_batch: int = 10,
                  on_stored: Callable[[list[Reading]], None] = lambda readings: None,
-                 in_flight: Callable[[], set[str]] = set) -> None:
+                 in_flight: Callable[[], set[str]] = set, states: MeterStates | None = None) -> None:
         self.db = db
         self.box_id = box_id
         self.max_bytes = max_bytes
@@ -40,7 +59,7 @@ class CommitBuffer:
         self.in_flight = in_flight             # ids compaction must not touch
         self.readings: list[tuple[Device, Reading]] = []
         self.acks: list[str] = []
-        self.meter_states: dict[str, dict[str, Any]] = {}
+        self.states = states or _NoStates()
         self.error: str | None = None          # the store's current write failure
         self.stored = 0                        # readings committed since start
         self._kept = 0                         # readings that waited in memory through a failed commit
@@ -53,10 +72,6 @@ class CommitBuffer:
     # --- fed from the loop ---------------------------------------------------------
     def add(self, device: Device, reading: Reading) -> None:
         self.readings.append((device, reading))
-
-    def save_meter_state(self, serial: str, state: dict[str, Any]) -> None:
-        """The validator's state of one printer, committed with its readings (kept across restarts)."""
-        self.meter_states[serial] = state
 
     def acked(self, ids: list[str]) -> None:
         """The broker has these: they leave the outbox at the next commit (a crash only resends them)."""
@@ -82,28 +97,29 @@ class CommitBuffer:
     async def flush(self) -> None:
         """One commit of everything waiting; on a store failure the readings stay in memory."""
         async with self._lock:
-            if not (self.readings or self.acks or self.meter_states):
+            states = self.states.unsaved()
+            if not (self.readings or self.acks or states):
                 return
-            batch, acks, states = self.readings, self.acks, self.meter_states
-            self.readings, self.acks, self.meter_states = [], [], {}
+            batch, acks = self.readings, self.acks
+            self.readings, self.acks = [], []
             try:
                 await self.db.call(Store.add_readings, self.box_id, batch, sent=acks, meter_states=states)
             except StoreError as err:
-                self._failed(err, batch, acks, states)
+                self.states.resave(states)
+                self._failed(err, batch, acks)
                 return
+            self.states.saved(states)
             self._recovered()
             self.stored += len(batch)
             if batch:
                 self.on_stored([reading for _, reading in batch])
                 await self._compact()
 
-    def _failed(self, err: StoreError, batch: list[tuple[Device, Reading]], acks: list[str],
-                states: dict[str, dict[str, Any]]) -> None:
+    def _failed(self, err: StoreError, batch: list[tuple[Device, Reading]], acks: list[str]) -> None:
         self.error = str(err)
         self._once.say("store", str(err), logging.ERROR)
         self.readings = batch + self.readings
         self.acks = acks + self.acks
-        self.meter_states = {**states, **self.meter_states}
         if len(self.readings) > MEMORY_LIMIT:
             dropped = len(self.readings) - MEMORY_LIMIT
             del self.readings[:dropped]

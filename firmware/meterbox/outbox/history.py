@@ -14,8 +14,8 @@ class StoreHistory:
     def __init__(self, db: StoreWorker) -> None:
         self.db = db
 
-    async def last_meters(self, serial: str) -> list[dict[str, Any]]:
-        return await self.db.call(Store.last_meters, serial)
+    async def meter_state(self, serial: str) -> dict[str, Any] | None:
+        return await self.db.call(Store.meter_state, serial)
 
     async def polled(self, address: str, serial: str | None, error: str | None) -> None:
         await self.db.call(Store.printer_polled, address, serial, error)

@@ -30,7 +30,7 @@ from meterbox.outbox.sqlitefile import NotSqlite, SqliteFile, Value
 
 KINDS = ("reading", "device")   # a status heartbeat from a dead store is stale: a new one is queued anyway
 ULID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")
-FIELDS = ("id", "kind", "serial", "topic", "payload", "created", "read_at", "clock", "mono", "boot")
+FIELDS = ("id", "kind", "serial", "topic", "payload", "created", "read_at", "clock", "mono", "boot", "refused")
 SECONDS_PER_MIB = 2.0     # a Raspberry Pi scans a MiB of 1 KiB pages in well under a second
 BASE_SECONDS = 20.0
 HARD_CAP = 300.0
@@ -154,7 +154,7 @@ def _classify(rowid: int, values: list[Value], found: Scan) -> None:
         found.sent.add(rowid)                                  # sent(seq INTEGER PRIMARY KEY, at REAL)
     elif len(values) == 5 and values[0] in ("table", "index") and isinstance(values[1], str):
         found.tables.add(values[1])                            # sqlite_master
-    elif 8 <= len(values) <= 12 and (row := _message(rowid, values)) is not None:
+    elif 8 <= len(values) <= 13 and (row := _message(rowid, values)) is not None:
         old = found.rows.get(row.id)   # two copies: an old page the header no longer names as free
         if old is not None:
             row.sent |= old.sent
@@ -164,9 +164,12 @@ def _classify(rowid: int, values: list[Value], found: Scan) -> None:
 
 
 def _message(rowid: int, values: list[Value]) -> Row | None:
-    """A `messages` row (seq is the rowid; older stores lack the last four columns), or None."""
-    seq, msg_id, kind, serial, topic, payload, created, sent_at, read_at, clock, mono, boot = (
-        values + [None] * (12 - len(values)))
+    """A `messages` row (seq is the rowid; older stores lack the last columns), or None.
+
+    A row refused by the wire contract comes back refused: it stays on the box, as before.
+    """
+    seq, msg_id, kind, serial, topic, payload, created, sent_at, read_at, clock, mono, boot, refused = (
+        values + [None] * (13 - len(values)))
     if seq is not None or not isinstance(msg_id, str) or not ULID.fullmatch(msg_id):
         return None
     if kind not in ("reading", "device", "status") or not isinstance(serial, str):
@@ -181,7 +184,7 @@ def _message(rowid: int, values: list[Value]) -> Row | None:
             return None
     except (zlib.error, UnicodeDecodeError, ValueError, AttributeError):
         return None
-    return Row(rowid, (msg_id, kind, serial, topic, payload, created, read_at, clock, mono, boot),
+    return Row(rowid, (msg_id, kind, serial, topic, payload, created, read_at, clock, mono, boot, refused),
                sent_at is not None)
 
 

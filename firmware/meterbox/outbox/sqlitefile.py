@@ -231,8 +231,9 @@ class SqliteFile:
             step = max(1, pages // SAMPLE)
             sample = [bytes(self._map[n * size:(n + 1) * size]) for n in range(0, pages, step)]
             used = [p for p in sample if p.strip(b"\0")]
-            if used:
-                shares[size] = sum(_btree_type(p, 0, size) is not None for p in used) / len(used)
+            if used:  # a b-tree page, or an overflow page (it starts with the next page's number, or 0)
+                shares[size] = sum(_btree_type(p, 0, size) is not None or _overflow_page(p, pages)
+                                   for p in used) / len(used)
         best = max(shares.values(), default=0.0)
         if best < 0.05:
             return None
@@ -270,6 +271,11 @@ class SqliteFile:
                 pending = {}
             at += 24 + size
         return int(size)
+
+
+def _overflow_page(data: bytes, pages: int) -> bool:
+    """Plausibly an overflow page: its first four bytes name another page of the file, or none."""
+    return struct.unpack_from(">I", data, 0)[0] <= pages and _btree_type(data, 0, len(data)) is None
 
 
 def off_ok(at: int, usable: int) -> bool:

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from meterbox.errors import StoreError
+from meterbox.logs import log_once
+from meterbox.outbox import wire
 from meterbox.printers.reading import Device, Reading, new_id, utc_iso
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,8 @@ CREATE TABLE IF NOT EXISTS messages (
     read_at   REAL,                     -- readings: wall-clock time, corrected after a clock sync
     clock     TEXT,                     -- ntp, corrected, unsynced, or held (waiting for sync; never sent)
     mono      REAL,                     -- CLOCK_BOOTTIME at the reading: local only, never sent
-    boot      TEXT                      -- the boot mono counts in
+    boot      TEXT,                     -- the boot mono counts in
+    refused   TEXT                      -- outside the wire contract: why; kept here, never sent
 );
 CREATE TABLE IF NOT EXISTS sent (       -- delivered (PUBACK): seq of the message, and when
     seq INTEGER PRIMARY KEY,
@@ -74,17 +77,23 @@ CREATE TABLE IF NOT EXISTS printers (   -- local only: addresses never leave the
     last_error TEXT
 );
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS meter_state (  -- the validator's memory per printer: baselines, held and pending values
+CREATE TABLE IF NOT EXISTS meter_state (  -- what the validator knows that no reading carries (validate.py)
     serial TEXT PRIMARY KEY,
     state  TEXT NOT NULL
 );
 """
+# A store made before meter_state existed: its printers' meter baselines are found in their
+# readings, once per printer (Store.meter_state); readings up to this seq predate the table.
+LEGACY_KEY = "meter_state_from"
+LEGACY_SCAN = 2000  # newest readings of a printer searched for a meter its newest reading lacks
 # Added after the first schema; an older store gets them on open.
-NEW_COLUMNS = (("read_at", "REAL"), ("clock", "TEXT"), ("mono", "REAL"), ("boot", "TEXT"))
+NEW_COLUMNS = (("read_at", "REAL"), ("clock", "TEXT"), ("mono", "REAL"), ("boot", "TEXT"), ("refused", "TEXT"))
 HELD_INDEX = "CREATE INDEX IF NOT EXISTS held ON messages(seq) WHERE clock='held'"
+REFUSED_INDEX = "CREATE INDEX IF NOT EXISTS refused ON messages(seq) WHERE refused IS NOT NULL"
 COLUMNS = ("messages.seq, id, kind, serial, topic, payload, created,"
            " (SELECT at FROM sent WHERE sent.seq=messages.seq), read_at, clock, mono, boot")
 UNSENT = "NOT EXISTS (SELECT 1 FROM sent WHERE sent.seq=messages.seq)"
+SENDABLE = f"{UNSENT} AND refused IS NULL"   # a refused message waits for nothing: it is never offered
 # A reading's JSON compresses to a third: fewer pages written per commit, and the SD card
 # pays for every page.
 ZLIB_LEVEL = 6
@@ -152,8 +161,11 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")      # durable at COMMIT: power cuts lose nothing
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
+            had_readings = self._has_readings_without_meter_state()
             self.db.executescript(SCHEMA)
             self._migrate()
+            if had_readings:
+                self.set_state(LEGACY_KEY, str(self.last_seq()))
             if check:
                 result = self.db.execute("PRAGMA quick_check(1)").fetchone()[0]
                 if result != "ok":
@@ -188,6 +200,11 @@ class Store:
         assert last is not None
         raise store_error(path, last, "read")
 
+    def _has_readings_without_meter_state(self) -> bool:
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        return "messages" in tables and "meter_state" not in tables and \
+            self.db.execute("SELECT 1 FROM messages WHERE kind='reading' LIMIT 1").fetchone() is not None
+
     def _migrate(self) -> None:
         """Add the columns and index a store made by an older version lacks."""
         have = {row[1] for row in self.db.execute("PRAGMA table_info(messages)")}
@@ -195,6 +212,7 @@ class Store:
             if name not in have:
                 self.db.execute(f"ALTER TABLE messages ADD COLUMN {name} {kind}")
         self.db.execute(HELD_INDEX)
+        self.db.execute(REFUSED_INDEX)
         if self.db.execute("SELECT 1 FROM sqlite_master WHERE name='outbox'").fetchone():
             self.db.execute("INSERT OR IGNORE INTO sent(seq, at) SELECT seq, sent_at FROM messages"
                             " WHERE sent_at IS NOT NULL")
@@ -225,28 +243,71 @@ class Store:
 
     # --- writing -----------------------------------------------------------------
     def add_readings(self, box_id: str, batch: list[tuple[Device, Reading]], *, report: bool = True,
-                     sent: Iterable[str] = (), meter_states: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+                     sent: Iterable[str] = (), meter_states: Mapping[str, dict[str, Any]] | None = None) -> None:
         """Store readings of one poll round in one durable commit (group commit saves SD writes).
 
         SENT are message ids the broker has acknowledged meanwhile, METER_STATES the validator's
-        state of the printers polled: they ride in the same commit, so a reading and the
-        baseline it was judged against are durable together.
+        changed states (Validator.unsaved()): both ride in the same commit, so a state is never
+        newer or older on disk than the readings it goes with.
         """
         statements: list[tuple[str, tuple[Any, ...]]] = []
         seen: dict[str, tuple[Any, ...]] = {}  # identities written earlier in this batch
         for device, reading in batch:
             statements += self._reading_statements(box_id, device, reading, report, seen)
         statements += self._sent_statements(sent, time.time())
-        statements += [("INSERT OR REPLACE INTO meter_state(serial, state) VALUES(?, ?)",
-                        (serial, json.dumps(state, separators=(",", ":"))))
-                       for serial, state in (meter_states or {}).items()]
+        statements += [self._meter_state_statement(serial, state) for serial, state in (meter_states or {}).items()]
         if statements:
             self._tx(statements)
+
+    @staticmethod
+    def _meter_state_statement(serial: str, state: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+        return ("INSERT INTO meter_state(serial, state) VALUES(?, ?) ON CONFLICT(serial) DO UPDATE"
+                " SET state=excluded.state", (serial, json.dumps(state, separators=(",", ":"), sort_keys=True)))
+
+    def save_meter_state(self, serial: str, state: dict[str, Any]) -> None:
+        """Keep the validator's STATE of one printer (Validator.export) on its own commit."""
+        self._tx([self._meter_state_statement(serial, state)])
+
+    def meter_state(self, serial: str) -> dict[str, Any] | None:
+        """Where validation continues after a restart: Validator.restore's input; None without history.
+
+        "accepted" holds every meter's last accepted value: the printer's newest reading, and for
+        the meters it lacks (held, missing) the value kept in the stored state. In a store from
+        before meter_state, each meter comes from the newest reading that holds it (searched once
+        per printer, then kept as its state).
+        """
+        row = self.db.execute("SELECT state FROM meter_state WHERE serial=?", (serial,)).fetchone()
+        newest = {m["name"]: m["value"] for m in self.last_meters(serial)}
+        if row is None:
+            older = self._legacy_meters(serial, newest) if newest else None
+            if older is None:
+                return {"accepted": newest} if newest else None
+            stored: dict[str, Any] = {"accepted": older}
+            self.save_meter_state(serial, stored)
+        else:
+            stored = json.loads(row[0])
+        # A meter in the newest reading was accepted after any state that lacked it.
+        return {**stored, "accepted": {**stored.get("accepted", {}), **newest}}
+
+    def _legacy_meters(self, serial: str, newest: dict[str, int]) -> dict[str, int] | None:
+        """Meters the newest reading lacks, from the newest older reading holding each; None if not a legacy store."""
+        upto = self.state(LEGACY_KEY)
+        if upto is None:
+            return None
+        found: dict[str, int] = {}
+        rows = self.db.execute("SELECT payload FROM messages WHERE seq<=? AND kind='reading' AND serial=?"
+                               " ORDER BY seq DESC LIMIT ?", (int(upto), serial, LEGACY_SCAN))
+        for (payload,) in rows:
+            for m in json.loads(decode(payload)).get("meters", []):
+                if m["name"] not in newest and m["name"] not in found:
+                    found[m["name"]] = int(m["value"])
+        return found
 
     def _reading_statements(self, box_id: str, device: Device, reading: Reading, report: bool,
                             seen: dict[str, tuple[Any, ...]]) -> list[tuple[str, tuple[Any, ...]]]:
         now = time.time()
         statements: list[tuple[str, tuple[Any, ...]]] = []
+        device = wire.fit_device(device)   # model cut to the contract's 128 characters, no control characters
         # A new printer polled twice within one group commit is still announced once.
         row = seen.get(device.serial) or self.db.execute(
             "SELECT manufacturer, model, sys_object_id, profile FROM devices WHERE serial=?",
@@ -265,11 +326,11 @@ class Store:
             statements.append(self._message(box_id, "device", device.serial, "devices",
                                             device.payload(), new_id(), now))
         if report:
-            sql, args = self._message(box_id, "reading", device.serial, "readings",
-                                      reading.payload(box_id), reading.id, now)
+            body, refused = wire.fit_reading(reading, box_id)
+            sql, args = self._message(box_id, "reading", device.serial, "readings", body, reading.id, now, refused)
             statements.append((
-                "INSERT INTO messages(id, kind, serial, topic, payload, created, read_at, clock, mono, boot)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?)", (*args, reading.read_at, reading.clock, reading.mono, reading.boot)))
+                "INSERT INTO messages(id, kind, serial, topic, payload, created, refused, read_at, clock, mono, boot)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?)", (*args, reading.read_at, reading.clock, reading.mono, reading.boot)))
             statements.append((
                 "INSERT INTO latest(serial, seq, created) VALUES(?, last_insert_rowid(), ?)"
                 " ON CONFLICT(serial) DO UPDATE SET seq=excluded.seq, created=excluded.created",
@@ -278,12 +339,19 @@ class Store:
 
     @staticmethod
     def _message(box_id: str, kind: str, serial: str, leaf: str, body: dict[str, Any],
-                 msg_id: str, now: float) -> tuple[str, tuple[Any, ...]]:
+                 msg_id: str, now: float, refused: str | None = None) -> tuple[str, tuple[Any, ...]]:
+        """The INSERT of one message, checked against the wire contract (refused: kept, never sent)."""
         if kind == "device":
             body = {"v": 1, "id": msg_id, "box": box_id, **body}  # status bodies come complete
+        if kind != "reading":   # fit_reading has checked a reading
+            refused = wire.device_problem(body) if kind == "device" else wire.problem(kind, body)
+        if refused:
+            log_once(log, ("refused", kind, serial, refused), "%s of printer %s is kept on the box and not "
+                     "sent: outside the wire contract (%s); `meterbox status` lists it",
+                     kind, (wire.printable(serial) or "-")[:64], refused)
         payload = encode(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
-        return ("INSERT INTO messages(id, kind, serial, topic, payload, created) VALUES(?,?,?,?,?,?)",
-                (msg_id, kind, serial, f"meterbox/v1/{box_id}/{leaf}", payload, now))
+        return ("INSERT INTO messages(id, kind, serial, topic, payload, created, refused) VALUES(?,?,?,?,?,?,?)",
+                (msg_id, kind, serial, f"meterbox/v1/{box_id}/{leaf}", payload, now, refused))
 
     def add_status(self, box_id: str, body: dict[str, Any]) -> str | None:
         """Queue a heartbeat, unless one is still waiting to go (a week's outage queues one, not 672).
@@ -292,7 +360,7 @@ class Store:
         keeps every payload that did.
         """
         if self.db.execute("SELECT 1 FROM messages WHERE kind='status' AND seq NOT IN (SELECT seq FROM sent)"
-                           " LIMIT 1").fetchone():
+                           " AND refused IS NULL LIMIT 1").fetchone():
             return None
         msg_id = new_id()
         self._tx([self._message(box_id, "status", "", "status", {"v": 1, "id": msg_id, "box": box_id, **body},
@@ -413,14 +481,23 @@ class Store:
     def _outbox(self, low: int, high: int | None, limit: int, skip: set[str]) -> list[Message]:
         """Unsent, sendable rows with low <= seq (<= high), oldest first; one range, so SQLite seeks to it."""
         rows = self.db.execute(
-            f"SELECT {COLUMNS} FROM messages WHERE messages.seq BETWEEN ? AND ? AND {UNSENT}"
+            f"SELECT {COLUMNS} FROM messages WHERE messages.seq BETWEEN ? AND ? AND {SENDABLE}"
             " AND clock IS NOT 'held' ORDER BY messages.seq LIMIT ?",
-            (low, high if high is not None else 2**62, limit + len(skip)))
-        return [m for m in (_message(r) for r in rows) if m.id not in skip][:limit]
+            (low, high if high is not None else 2**62, limit + len(skip))).fetchall()
+        return [m for m in (_message(r) for r in rows) if m.id not in skip and self._fits(m)][:limit]
+
+    def _fits(self, message: Message) -> bool:
+        """Checked again as it leaves: a row stored before the check (an older version) may not fit."""
+        why = wire.problem(message.kind, json.loads(message.wire())) if message.kind in wire.SCHEMAS else None
+        if why:
+            log.warning("%s %s of printer %s is not sent: outside the wire contract (%s); it stays on the box",
+                        message.kind, message.id, (wire.printable(message.serial) or "-")[:64], why)
+            self._tx([("UPDATE messages SET refused=? WHERE seq=?", (why, message.seq))])
+        return why is None
 
     def _advance_low(self) -> None:
         """Move the outbox's start past messages sent meanwhile (each row is passed once)."""
-        row = self.db.execute(f"SELECT seq FROM messages WHERE seq >= ? AND {UNSENT} ORDER BY seq LIMIT 1",
+        row = self.db.execute(f"SELECT seq FROM messages WHERE seq >= ? AND {SENDABLE} ORDER BY seq LIMIT 1",
                               (self._low,)).fetchone()
         self._low = row[0] if row else self.last_seq() + 1
 
@@ -439,9 +516,15 @@ class Store:
         return row[0] if row else None
 
     def backlog(self) -> int:
-        """Messages not yet delivered (every `sent` row has its message: compaction removes both)."""
-        return int(self.db.execute("SELECT (SELECT count(*) FROM messages) - (SELECT count(*) FROM sent)")
-                   .fetchone()[0])
+        """Messages not yet delivered (every `sent` row has its message: compaction removes both); refused ones aside."""
+        return int(self.db.execute("SELECT (SELECT count(*) FROM messages) - (SELECT count(*) FROM sent)"
+                                   " - (SELECT count(*) FROM messages WHERE refused IS NOT NULL)").fetchone()[0])
+
+    def refused(self) -> list[dict[str, Any]]:
+        """Messages kept on the box because they are outside the wire contract, by printer and reason."""
+        rows = self.db.execute("SELECT serial, kind, refused, count(*), max(created) FROM messages"
+                               " WHERE refused IS NOT NULL GROUP BY serial, kind, refused ORDER BY 5 DESC LIMIT 50")
+        return [dict(zip(("serial", "kind", "reason", "count", "last"), r)) for r in rows]
 
     def sent(self, limit: int = 50, serial: str | None = None) -> list[Message]:
         """The transparency log, newest first."""
@@ -456,11 +539,6 @@ class Store:
     def messages(self, kind: str | None = None) -> Iterator[Message]:
         sql = f"SELECT {COLUMNS} FROM messages" + (" WHERE kind=?" if kind else "") + " ORDER BY seq"
         return (_message(r) for r in self.db.execute(sql, (kind,) if kind else ()))
-
-    def meter_state(self, serial: str) -> dict[str, Any] | None:
-        """The validator's saved state of SERIAL (None for a printer this store never validated)."""
-        row = self.db.execute("SELECT state FROM meter_state WHERE serial=?", (serial,)).fetchone()
-        return dict(json.loads(row[0])) if row else None
 
     def last_meters(self, serial: str) -> list[dict[str, Any]]:
         """Meters of the printer's newest stored reading: where validation starts after a restart."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from fnmatch import fnmatchcase
 from typing import Callable
 
 from meterbox.printers.profiles import loader
+from meterbox.logs import log_once
 from meterbox.printers.profiles.decoders import DECODERS
 from meterbox.printers.profiles.loader import DeviceRule, MeterRule, Profile, SumRule, TableRule, applies
 from meterbox.printers.reading import Meter
@@ -14,6 +16,7 @@ from meterbox.printers.snapshot import Snapshot, Source, index_key
 from meterbox.printers.snmp import Value, text
 
 Add = Callable[[str, int, str, Source], None]
+log = logging.getLogger(__name__)
 
 
 def meters(snap: Snapshot, profile: Profile | None, explain: list[Source], model: str | None = None) -> list[Meter]:
@@ -23,7 +26,8 @@ def meters(snap: Snapshot, profile: Profile | None, explain: list[Source], model
 
     def add(name: str, value: int, unit: str, source: Source) -> None:
         if name not in found:
-            found[name] = Meter(name, value, unit)
+            # A value read straight from SNMP knows its width (snmp.Int32/Int64); sums and blobs do not.
+            found[name] = Meter(name, int(value), unit, getattr(value, "bits", None))
             sources[name] = source
             explain.append(source)
 
@@ -68,11 +72,22 @@ def _count(raw: Value | None) -> int | None:
     return DECODERS["int"](raw) if raw is not None else None  # type: ignore[return-value]
 
 
+def _counted(raw: Value) -> int:
+    """A count known to be there (its width kept: an Int32 0 stays an Int32)."""
+    n = _count(raw)
+    return 0 if n is None else n
+
+
 def _scalar_meters(snap: Snapshot, owner: str, rule: MeterRule, add: Add) -> None:
     raw = snap.scalars.get(rule.oid)
     if raw is None:
         return
     decoded = DECODERS[rule.decode](raw)
+    if decoded is None and not isinstance(raw, int):  # a negative int is a Printer-MIB state, not an error
+        shown = raw[:24] if isinstance(raw, (bytes, str)) else raw
+        log_once(log, ("meter", rule.oid), "%s from %s: the printer sent %r (%d bytes), which is not %s; "
+                 "the meter is left out (logged once)", rule.name or rule.decode, rule.oid, shown, len(raw),
+                 "a count" if rule.decode == "int" else f"what decoder {rule.decode} reads")
     if isinstance(decoded, dict):
         for code, name in rule.words.items():
             if code in decoded:
@@ -101,7 +116,7 @@ def _table_meters(snap: Snapshot, owner: str, rule: TableRule, add: Add) -> None
     for pattern, name in rule.rows.items():
         hit = next(((i, raw) for i, k, raw in rows if fnmatchcase(k, pattern.lower())), None)
         if hit:
-            add(name, _count(hit[1]) or 0, _unit(name, rule.unit),
+            add(name, _counted(hit[1]), _unit(name, rule.unit),
                 Source(name, f"{rule.column}.{hit[0]}", hit[1], f"{owner}: table row by {what} {pattern!r}"))
     for name, patterns in rule.sums.items():
         parts = [(f"{rule.column}.{i}", raw) for i, k, raw in rows
@@ -132,7 +147,7 @@ def _device_meters(snap: Snapshot, owner: str, rule: DeviceRule, add: Add) -> No
     for key, name in rule.cells.items():
         if key in by_key:
             oid, raw = by_key[key][0]
-            add(name, _count(raw) or 0, _unit(name, rule.unit), Source(name, oid, raw, f"{owner}: hrDevice cell {key}"))
+            add(name, _counted(raw), _unit(name, rule.unit), Source(name, oid, raw, f"{owner}: hrDevice cell {key}"))
     for name, keys in rule.sums.items():
         parts = [p for k in keys for p in by_key.get(k, [])]
         _add_sum(name, parts, _unit(name, rule.unit), f"{owner}: sum of hrDevice cells {keys}", add)

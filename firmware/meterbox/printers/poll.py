@@ -1,9 +1,10 @@
 """Poll one printer: a few full PDUs in, one Device and one Reading out.
 
-Round trips: one GET for every scalar (identity, vendor meters, supply blobs) and one
-GETBULK walking the Printer-MIB and Host Resources columns and the vendor profile's
-tables side by side. The first poll of a printer asks one GET more before those (who is
-it: sysObjectID, and the probe OIDs of families without one) and learns the table sizes,
+Round trips: in steady state one GET carries every scalar (identity, vendor meters, supply
+blobs) and the changing cells of the table rows found by the last walk (SnmpClient.read,
+columns.py); every 12th poll walks the changing columns again, by GETBULK side by side.
+The first poll of a printer asks one GET more before those (who is it: sysObjectID, and
+the probe OIDs of families without one), walks every column, and learns the table sizes,
 the PWG counters and the hrDevice roles, so later polls ask for exactly enough.
 """
 
@@ -15,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from meterbox.errors import NotAPrinter
+from meterbox.errors import NotAPrinter, PrinterMisbehaves
 from meterbox.printers.profiles import loader
 from meterbox.printers.profiles.loader import Profile
 from meterbox.printers.identity import clean_serial, identify, split_brand
@@ -30,6 +31,8 @@ __all__ = ["Hint", "PollResult", "Snapshot", "Source", "clean_serial", "hr_roles
            "meters", "read_printer", "select_profile", "split_brand", "supplies", "supply_level", "walk_roots"]
 
 log = logging.getLogger(__name__)
+
+POLL_TIME = 8   # a whole poll may take this many times one request's timeout with all its retries
 
 
 @dataclass
@@ -85,13 +88,21 @@ async def read_printer(client: SnmpClient, target: Target, hint: Hint | None = N
     """
     hint = hint or Hint()
     before = client.requests
-    scalars, walked = await _read(client, target, hint)
-    sys_oid = text(scalars.get(loader.standard()["identity"]["sys_object_id"]))
-    if hint.sys_object_id != sys_oid:  # another printer answers at this address now: start over
-        log.info("printer at %s now reports sysObjectID %s; reading its identity again", target.address,
-                 printable(sys_oid))
-        hint.__dict__.update(Hint().__dict__)
-        scalars, walked = await _read(client, target, hint)
+    limit = POLL_TIME * target.timeout * (target.retries + 1)
+    try:
+        async with asyncio.timeout(limit) as deadline:
+            scalars, walked = await _read(client, target, hint)
+            sys_oid = text(scalars.get(loader.standard()["identity"]["sys_object_id"]))
+            if hint.sys_object_id != sys_oid:  # another printer answers at this address now: start over
+                log.info("printer at %s now reports sysObjectID %s; reading its identity again",
+                         target.address, printable(sys_oid))
+                hint.__dict__.update(Hint().__dict__)
+                scalars, walked = await _read(client, target, hint)
+    except TimeoutError:
+        if not deadline.expired():
+            raise                      # PrinterUnreachable is a TimeoutError too
+        raise PrinterMisbehaves(f"printer at {target.address}: it answers, but one poll took more than "
+                                f"{limit:g}s; restart the printer or update its firmware") from None
     snap = Snapshot(scalars, walked)
     hint.rows = max([len(v) for v in walked.values()] + [1]) + 1
     device, reading, explain = interpret(snap, hint.profile, clock())
@@ -101,7 +112,7 @@ async def read_printer(client: SnmpClient, target: Target, hint: Hint | None = N
 
 
 async def _read(client: SnmpClient, target: Target, hint: Hint) -> tuple[dict[str, Value], dict[str, dict[str, Value]]]:
-    """One GET and one GETBULK (plus, on a first poll, the identity GET before them)."""
+    """Scalars and columns: in steady state one GET (SnmpClient.read); a first poll asks who it is first."""
     first: dict[str, Value] = {}
     if not hint.known:
         first = await client.get(target, identity_oids() + loader.probe_oids())
@@ -109,21 +120,36 @@ async def _read(client: SnmpClient, target: Target, hint: Hint) -> tuple[dict[st
         hint.sys_object_id = text(first.get(loader.standard()["identity"]["sys_object_id"]))
     profile = hint.profile
     wanted = (profile.scalar_oids(hint.hr_roles) if profile else []) + ([] if first else identity_oids())
-    roots = walk_roots(profile, hint.has_pwg)
-    scalars, walked = await asyncio.gather(client.get(target, wanted), client.walk(target, roots, hint.rows))
+    roots, static = walk_roots(profile, hint.has_pwg), static_roots(profile)
+    scalars, walked = await client.read(target, wanted, roots, static, hint.rows)
     scalars.update(first)
     if hint.has_pwg is None:
         hint.has_pwg = bool(walked.get(loader.standard()["pwg"]["probe"]))
         if hint.has_pwg:
             walked.update(await _walk_pwg(client, target))
+            # the next polls read these columns too: from the rows found now, by one GET
+            roots = walk_roots(profile, True)
+            client.remember(target, roots, static, {r: walked.get(r, {}) for r in roots})
     if profile:
         scalars.update(await _missing_cells(client, target, profile, hint, walked, wanted))
     return scalars, walked
 
 
+def static_roots(profile: Profile | None) -> set[str]:
+    """Columns whose cells do not change while their row exists: kept from the last full walk."""
+    std = loader.standard()
+    static = {std.columns[c] for c in STATIC_COLUMNS} | {std["pwg"]["key_service_type"]}
+    return static | {key for table in profile.tables for key in table.key} if profile else static
+
+
+#: a supply's colorant, class, type, description and unit, an hrDevice's type and description
+STATIC_COLUMNS = ("hr_device_type", "hr_device_descr", "marker_unit", "supply_colorant", "supply_class",
+                  "supply_type", "supply_descr", "supply_unit", "colorant_value")
+
+
 async def _walk_pwg(client: SnmpClient, target: Target) -> dict[str, dict[str, Value]]:
     pwg = loader.standard()["pwg"]
-    return await client.walk(target, [pwg["key_service_type"], *pwg["meters"]], max_repetitions=12)
+    return await client.walk_once(target, [pwg["key_service_type"], *pwg["meters"]], max_repetitions=12)
 
 
 async def _missing_cells(client: SnmpClient, target: Target, profile: Profile, hint: Hint,

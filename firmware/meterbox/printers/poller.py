@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from meterbox.errors import MeterboxError
 from meterbox.outbox.timekeeper import Timekeeper
 from meterbox.printers.poll import Hint, read_printer
-from meterbox.printers.reading import Device, Meter, Reading
+from meterbox.printers.reading import Device, Reading
 from meterbox.printers.snmp import SnmpClient, Target
 from meterbox.printers.validate import Validator
 
@@ -34,7 +34,7 @@ class Sink(Protocol):
 class History(Protocol):
     """What the store knows of printers (read and written on the store's thread)."""
 
-    async def last_meters(self, serial: str) -> list[dict[str, Any]]: ...
+    async def meter_state(self, serial: str) -> dict[str, Any] | None: ...
     async def polled(self, address: str, serial: str | None, error: str | None) -> None: ...
     async def forget(self, address: str) -> None: ...
 
@@ -117,9 +117,8 @@ class Poller:
     async def _judge(self, device: Device, reading: Reading, synced: bool) -> None:
         """Validate the meters against the printer's history, stamp the time, hand it on if enrolled."""
         ctx = self.ctx
-        if not ctx.validator.knows(device.serial):  # after a restart: continue from the stored history
-            ctx.validator.seed(device.serial, (Meter(m["name"], m["value"], m["unit"])
-                                               for m in await ctx.history.last_meters(device.serial)))
+        if not ctx.validator.knows(device.serial):  # after a restart: go on from the stored state
+            ctx.validator.restore(device.serial, await ctx.history.meter_state(device.serial) or {})
         self.serial = device.serial
         self.polls += 1
         reading.meters, _ = ctx.validator.check(device.serial, reading.meters)

@@ -39,9 +39,13 @@ class Device:
 
 @dataclass(frozen=True)
 class Meter:
+    """A lifetime counter. BITS is the width of the SNMP counter it was read from (32 or 64), so
+    that only a 32-bit counter is taken to wrap; None for sums, decoded blobs and strings."""
+
     name: str
     value: int
     unit: str
+    bits: int | None = None
 
 
 @dataclass(frozen=True)

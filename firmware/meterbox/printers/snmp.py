@@ -12,6 +12,7 @@ import logging
 import sys
 import random
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Union, cast
 
@@ -38,7 +39,8 @@ from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
 from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
 
 from meterbox.config import Credential
-from meterbox.errors import PrinterUnreachable, SnmpAuthError, SnmpError
+from meterbox.errors import PrinterMisbehaves, PrinterUnreachable, SnmpAuthError, SnmpError
+from meterbox.printers.columns import FULL, GET, Columns, Memory
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +91,23 @@ class Target:
         return f"{host}:{self.port}"
 
 
+class Int32(int):
+    """An integer read as a 32-bit SNMP type (INTEGER, Counter32, Gauge32, TimeTicks, Unsigned32)."""
+
+    bits = 32
+
+
+class Int64(int):
+    """An integer read as a Counter64: it does not wrap at 2^32."""
+
+    bits = 64
+
+
 def _convert(value: object) -> Value | None:
-    """pysnmp value -> plain Python; None for noSuchObject/noSuchInstance/endOfMibView."""
+    """pysnmp value -> plain Python; None for noSuchObject/noSuchInstance/endOfMibView.
+
+    Integers keep the width of their SNMP type (Int32, Int64): only a 32-bit counter wraps at 2^32.
+    """
     if isinstance(value, (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView)):
         return None
     if isinstance(value, univ.ObjectIdentifier):
@@ -100,24 +117,65 @@ def _convert(value: object) -> Value | None:
     if isinstance(value, univ.Null):
         return None
     try:
-        return int(cast(Any, value))
+        return Int64(cast(Any, value)) if isinstance(value, rfc1902.Counter64) else Int32(cast(Any, value))
     except (TypeError, ValueError):
         return None
 
 
 class SnmpClient:
-    """Reads printers. One per daemon: the engine and transports are reused between polls."""
+    """Reads printers. One per daemon: the engine and transports are reused between polls.
+
+    Every walk is bounded (MAX_ROWS per column, MAX_WALK_REQUESTS and a time limit), and an
+    answer that is not SNMP (random bytes, an INTEGER of 2^100, a negative Counter32, a
+    truncated message) is noted per address: a request that then times out says "malformed
+    answer", not "no answer" (PrinterMisbehaves). pysnmp's own tracebacks never reach the log.
+    """
 
     def __init__(self) -> None:
         self.engine = SnmpEngine()
         self._transports: dict[tuple[str, int, float, int], UdpTransportTarget] = {}
         self.requests = 0  # PDUs sent, for benchmarks and `--explain`
-        self._rows: dict[tuple[object, ...], dict[str, list[str]]] = {}
-        self._walks: dict[tuple[object, ...], int] = {}
+        self._memory: dict[tuple[object, ...], Memory] = {}
+        self._malformed: dict[tuple[str, int], tuple[float, str]] = {}   # address -> (when, what)
+        self._guard_receive()
 
     def close(self) -> None:
         """Release the UDP sockets."""
         self.engine.close_dispatcher()
+
+    def _guard_receive(self) -> None:
+        """Note answers pysnmp cannot parse, by sender; keep its exceptions out of asyncio's log.
+
+        pysnmp counts an unparsable message in snmpInASNParseErrs and drops it (the request
+        then times out); some garbage raises out of its decoder instead, and asyncio logged
+        that with a 26-line traceback on every datagram.
+        """
+        dispatcher = self.engine.message_dispatcher
+        receive = dispatcher.receive_message
+        (parse_errors,) = self.engine.get_mib_builder().import_symbols("__SNMPv2-MIB", "snmpInASNParseErrs")
+
+        def guarded(engine: Any, domain: Any, address: Any, message: bytes) -> Any:
+            before = int(parse_errors.syntax)
+            try:
+                result = receive(engine, domain, address, message)
+            except Exception as err:  # noqa: BLE001 -- anything the wire brings, pysnmp's decoder may raise
+                self._note_malformed(address, f"{len(message)} bytes that are not SNMP: {type(err).__name__}")
+                return b""
+            if int(parse_errors.syntax) != before:
+                self._note_malformed(address, f"{len(message)} bytes that do not decode as SNMP")
+            return result
+
+        dispatcher.receive_message = guarded
+
+    def _note_malformed(self, address: Any, what: str) -> None:
+        try:
+            key = (str(address[0]), int(address[1]))
+        except (TypeError, ValueError, IndexError):
+            return
+        if key not in self._malformed and len(self._malformed) > 1024:
+            self._malformed.clear()            # bounded: only the printers being polled matter
+        self._malformed[key] = (time.monotonic(), what)
+        log.debug("malformed SNMP answer from %s:%s ignored: %s", key[0], key[1], what)  # detail for --debug only
 
     async def _transport(self, target: Target) -> UdpTransportTarget:
         key = (target.host, target.port, target.timeout, target.retries)
@@ -149,39 +207,43 @@ class SnmpClient:
         return CommunityData(cred.community.reveal(), mpModel=0 if cred.version == "1" else 1,
                              contextName=cred.context)
 
-    def _check(self, target: Target, indication: object, status: int, index: object) -> None:
-        """Turn pysnmp's error triple into one clear MeterboxError."""
+    def _check(self, target: Target, indication: object, sent: float, address: tuple[str, int]) -> None:
+        """Turn pysnmp's errorIndication into one clear MeterboxError."""
         cred = target.credential
-        if indication:
-            if isinstance(indication, errind.RequestTimedOut):
-                hint = (
-                    f"check that it is switched on and that SNMPv3 user {cred.user!r} exists"
-                    if cred.version == "3"
-                    else "check that it is switched on, that SNMP is enabled and that the community is right"
-                )
-                raise PrinterUnreachable(
-                    f"printer at {target.address}: no answer within {target.timeout:g}s "
-                    f"({target.retries} {'retry' if target.retries == 1 else 'retries'}); {hint}"
-                )
-            if isinstance(indication, _AUTH_FAILURES):
-                raise SnmpAuthError(
-                    f"printer at {target.address}: SNMPv3 user {cred.user!r} rejected ({indication}); "
-                    "check the user name, auth and priv keys and protocols under [[credentials]]"
-                )
-            raise SnmpError(f"printer at {target.address}: SNMP error: {indication}; check the printer's "
-                            "SNMP settings (version, community or v3 user) and that its agent is enabled")
-        if status and status != 2:  # 2 = noSuchName (v1), handled as missing values
-            raise SnmpError(
-                f"printer at {target.address}: the printer answered with SNMP error {ERROR_NAMES.get(status, status)} "
-                f"at variable {index}; check that its SNMP access (read view) includes the Printer-MIB"
+        if isinstance(indication, errind.RequestTimedOut):
+            noted = self._malformed.get(address)
+            if noted and noted[0] >= sent:   # the same words every time: status is written on a change
+                raise PrinterMisbehaves(f"printer at {target.address}: answered with a malformed SNMP message; "
+                                        "restart the printer or update its firmware")
+            hint = (
+                f"check that it is switched on and that SNMPv3 user {cred.user!r} exists"
+                if cred.version == "3"
+                else "check that it is switched on, that SNMP is enabled and that the community is right"
             )
+            raise PrinterUnreachable(
+                f"printer at {target.address}: no answer within {target.timeout:g}s "
+                f"({target.retries} {'retry' if target.retries == 1 else 'retries'}); {hint}"
+            )
+        if isinstance(indication, _AUTH_FAILURES):
+            raise SnmpAuthError(
+                f"printer at {target.address}: SNMPv3 user {cred.user!r} rejected ({indication}); "
+                "check the user name, auth and priv keys and protocols under [[credentials]]"
+            )
+        raise SnmpError(f"printer at {target.address}: SNMP error: {indication}; check the printer's "
+                        "SNMP settings (version, community or v3 user) and that its agent is enabled")
+
+    @staticmethod
+    def _status_error(target: Target, status: int, index: object) -> SnmpError:
+        return SnmpError(
+            f"printer at {target.address}: the printer answered with SNMP error {ERROR_NAMES.get(status, status)} "
+            f"at variable {index}; check that its SNMP access (read view) includes the Printer-MIB")
 
     async def get(self, target: Target, oids: Iterable[str]) -> dict[str, Value]:
         """One GET for all OIDs; missing ones are left out of the result."""
         oids = list(oids)
         if not oids:
             return {}
-        indication, status, index, binds = await self._send(target, _GET, oids)
+        status, binds = await self._send(target, _GET, oids)
         if status and len(oids) > 1 and (status == 1 or (status == 2 and target.credential.version == "1")):
             # tooBig: the answer does not fit the printer's message size; noSuchName (v1): one
             # missing OID fails the whole PDU. Either way, split and ask again.
@@ -190,40 +252,68 @@ class SnmpClient:
             for i in range(0, len(oids), half):
                 result.update(await self.get(target, oids[i:i + half]))
             return result
-        self._check(target, indication, status, index)
         return {str(name): v for name, raw in binds if (v := _convert(raw)) is not None}
 
-    async def walk(
-        self, target: Target, roots: Iterable[str], max_repetitions: int = 16
-    ) -> dict[str, dict[str, Value]]:
-        """Walk several subtrees side by side; returns {root: {index suffix: value}}.
+    async def read(self, target: Target, scalars: Iterable[str], roots: Iterable[str],
+                   static: Iterable[str] = (), max_repetitions: int = 16) -> tuple[dict[str, Value], Columns]:
+        """Scalars and table columns ({root: {index suffix: value}}) in as few PDUs as fit.
 
-        Printers' tables hardly ever change shape, so after a full walk the rows are
-        remembered and the next walks are one GET of exactly those instances (far fewer
-        varbinds to decode than GETBULK's over-reach); every REWALK-th call, or when a
-        remembered row is gone, walks in full again to find new rows.
+        In steady state that is one GET: the scalars with the changing cells of the rows the
+        last walk found (columns.py says when to walk again, and what). STATIC roots are
+        columns whose cells never change while their row exists.
         """
-        roots = list(roots)
+        scalars, roots = list(scalars), list(roots)
         key = (target.address, target.credential, tuple(roots))
-        known = self._rows.get(key)
-        self._walks[key] = self._walks.get(key, 0) + 1
-        if known is not None and self._walks[key] % REWALK:
-            oids = [f"{root}.{sfx}" for root, sfxs in known.items() for sfx in sfxs]
-            values = await self.get(target, oids)
-            if len(values) == len(oids):
-                return {root: {sfx: values[f"{root}.{sfx}"] for sfx in sfxs} for root, sfxs in known.items()}
-        result = await self._walk(target, roots, max_repetitions)
-        self._rows[key] = {root: list(rows) for root, rows in result.items()}
-        return result
+        memory = self._memory.get(key)
+        if memory is None:
+            memory = self._memory[key] = Memory.of(roots, static)
+        turn = memory.turn()
+        if turn == GET:
+            values = await self.get(target, scalars + memory.cells())
+            columns = memory.from_get(values)
+            if columns is not None:
+                return {o: values[o] for o in scalars if o in values}, columns
+            turn, scalars, got = FULL, [], {o: values[o] for o in scalars if o in values}
+        else:
+            got = {}
+        walk_roots = roots if turn == FULL else memory.dynamic
+        got_now, walked = await asyncio.gather(self.get(target, scalars), self._walk(target, walk_roots, max_repetitions))
+        got.update(got_now)
+        if turn == FULL:
+            memory.learn(walked)
+            return got, walked
+        return got, memory.update(walked, await self.get(target, memory.new_rows(walked)))
 
-    async def _walk(
-        self, target: Target, roots: list[str], max_repetitions: int
-    ) -> dict[str, dict[str, Value]]:
-        result: dict[str, dict[str, Value]] = {r: {} for r in roots}
+    async def walk(self, target: Target, roots: Iterable[str], max_repetitions: int = 16,
+                   static: Iterable[str] = ()) -> Columns:
+        """Walk several subtrees side by side (rows remembered, as `read`); {root: {index suffix: value}}."""
+        return (await self.read(target, [], roots, static, max_repetitions))[1]
+
+    async def walk_once(self, target: Target, roots: Iterable[str], max_repetitions: int = 16) -> Columns:
+        """Walk ROOTS in full now, remembering nothing."""
+        return await self._walk(target, list(roots), max_repetitions)
+
+    def remember(self, target: Target, roots: Iterable[str], static: Iterable[str], walked: Columns) -> None:
+        """WALKED is what a full walk of ROOTS found: the next `read` of ROOTS starts from it."""
+        roots = list(roots)
+        memory = self._memory[(target.address, target.credential, tuple(roots))] = \
+            Memory.of(roots, static, polls=1)
+        memory.learn(walked)
+
+    async def _walk(self, target: Target, roots: list[str], max_repetitions: int) -> Columns:
+        """GETBULK (GETNEXT in v1) side by side, bounded in rows, requests and time."""
+        result: Columns = {r: {} for r in roots}
         cursor = {r: r for r in roots}
+        started, requests = time.monotonic(), 0
+        limit = WALK_TIME * target.timeout * (target.retries + 1)
         while cursor:
+            if requests >= MAX_WALK_REQUESTS:
+                raise self._endless(target, f"its tables do not end ({requests} requests for one walk)")
+            if time.monotonic() - started > limit:
+                raise self._endless(target, f"its tables do not end (one walk took more than {limit:g}s)")
             active = list(cursor)
             binds = await self._next_batch(target, [cursor[r] for r in active], max_repetitions)
+            requests += 1
             if not binds:
                 break
             width = len(active)
@@ -236,25 +326,33 @@ class SnmpClient:
                 if value is None or not oid.startswith(root + "."):
                     del cursor[root]  # left the subtree or end of MIB view
                     continue
-                if oid in result[root] or _oid_key(oid) <= _oid_key(cursor[root]):
+                key = _oid_key(oid)
+                if oid in result[root] or key <= _oid_key(cursor[root]):
                     del cursor[root]  # a broken agent that does not advance
                     continue
+                if len(key) > MAX_OID_ARCS:
+                    raise self._endless(target, f"its table {root} answers OIDs longer than SNMP allows")
+                if len(result[root]) >= MAX_ROWS:
+                    raise self._endless(target, f"its table {root} does not end (more than {MAX_ROWS} rows)")
                 result[root][oid[len(root) + 1:]] = value
                 cursor[root] = oid
         return result
 
+    @staticmethod
+    def _endless(target: Target, what: str) -> PrinterMisbehaves:
+        return PrinterMisbehaves(f"printer at {target.address}: {what}; restart the printer or update its firmware")
+
     async def _next_batch(self, target: Target, oids: list[str], max_repetitions: int) -> list[tuple[object, object]]:
         if target.credential.version == "1":
-            indication, status, index, binds = await self._send(target, _NEXT, oids)
-            if status == 2:
-                return []  # v1 end of MIB
-        else:
-            indication, status, index, binds = await self._send(target, _BULK, oids, max_repetitions)
-        self._check(target, indication, status, index)
-        return list(binds)
+            status, binds = await self._send(target, _NEXT, oids)
+            return [] if status == 2 else binds  # noSuchName: v1's end of the MIB view
+        status, binds = await self._send(target, _BULK, oids, max_repetitions)
+        if status == 1 and max_repetitions > 1:   # tooBig: fewer rows per answer
+            return await self._next_batch(target, oids, max_repetitions // 2)
+        return [] if status else binds
 
     async def _send(self, target: Target, generator: Any, oids: list[str],
-                    max_repetitions: int = 0) -> tuple[object, int, object, list[tuple[object, object]]]:
+                    max_repetitions: int = 0) -> tuple[int, list[tuple[object, object]]]:
         """One PDU through pysnmp's command generators, skipping hlapi's per-OID MIB resolution.
 
         hlapi resolves every request OID through the MIB view even with lookupMib=False;
@@ -268,22 +366,32 @@ class SnmpClient:
 
         def done(engine: object, handle: object, indication: object, status: Any, index: object,
                  binds: list[tuple[object, object]], ctx: object) -> None:
-            if not future.cancelled():
+            if not future.done():
                 future.set_result((indication, int(status) if status else 0, index, binds))
 
         binds_in = [(rfc1902.ObjectName(o), _NULL) for o in oids]
         self.requests += 1
+        sent = time.monotonic()
         if generator is _BULK:
             _BULK.send_varbinds(self.engine, addr_name, None, cred.context, 0, max_repetitions,
                                 binds_in, done)
         else:
             generator.send_varbinds(self.engine, addr_name, None, cred.context, binds_in, done)
-        return await future
+        indication, status, index, binds = await future
+        if indication:
+            address = transport.transport_address
+            self._check(target, indication, sent, (str(address[0]), int(address[1])))
+        if status not in (0, 1, 2):  # tooBig and noSuchName are for the caller to handle
+            raise self._status_error(target, status, index)
+        return status, list(binds)
 
 
 ERROR_NAMES = {1: "tooBig", 2: "noSuchName", 3: "badValue", 4: "readOnly", 5: "genErr", 6: "noAccess",
                16: "authorizationError"}
-REWALK = 12  # every 12th poll walks the tables in full (new cartridge rows, changed tables)
+MAX_ROWS = 128           # rows per column: the longest printer table seen has 28 (Sharp's counters)
+MAX_WALK_REQUESTS = 40   # PDUs per walk
+MAX_OID_ARCS = 128       # RFC 2578: an OID has at most 128 sub-identifiers
+WALK_TIME = 4            # a walk may take this many times a request's timeout with all its retries
 _GET = cmdgen.GetCommandGenerator()
 _NEXT = cmdgen.NextCommandGenerator()
 _BULK = cmdgen.BulkCommandGenerator()
@@ -388,8 +496,8 @@ class Prober:
         """An answer came in: hand it to the probe waiting for its id (from that address)."""
         try:
             request_id, reply = _decode_reply(data)
-        except (PyAsn1Error, ValueError, KeyError, TypeError) as err:
-            log.debug("unreadable answer from %s ignored: %s", sender, err)
+        except (PyAsn1Error, Exception) as err:  # noqa: BLE001 -- whatever the network sends
+            log.debug("unreadable answer from %s ignored: %s", sender, type(err).__name__)
             return
         waiting = self._waiting.get(request_id)
         if waiting and waiting[0] == sender and not waiting[1].done():

@@ -3,12 +3,20 @@
 Each decoder takes the raw SNMP value (int, bytes or a dotted OID string) and returns a
 number, a {code: number} dict for packed blobs, a text for identity values, or None when
 the value does not have the documented shape (a blob of another layout, a placeholder).
+A decoder never raises on what a printer sends: registered decoders are wrapped so that
+any surprise is None and one log line (once per decoder and kind of failure).
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from typing import Callable, Iterator, Union, TypeVar
+
+from meterbox.logs import log_once
+
+log = logging.getLogger(__name__)
 
 Raw = Union[int, bytes, str]
 Decoded = Union[int, dict[str, int], str, None]
@@ -23,12 +31,28 @@ F = TypeVar("F", bound=Decoder)
 
 
 def decoder(name: str, kind: str = "int") -> Callable[[F], F]:
-    """Register a decoder under the name profiles use in `decode = "..."`."""
+    """Register a decoder under the name profiles use in `decode = "..."`; it never raises (see above)."""
     def register(fn: F) -> F:
-        DECODERS[name] = fn
+        DECODERS[name] = _never_raises(name, fn)
         KINDS[name] = kind
         return fn
     return register
+
+
+def _never_raises(name: str, fn: Decoder) -> Decoder:
+    @functools.wraps(fn)
+    def call(raw: Raw) -> Decoded:
+        try:
+            return fn(raw)
+        except Exception as err:  # noqa: BLE001 -- whatever a printer sends must not stop a poll
+            log_once(log, ("decoder", name, type(err).__name__), "a value the %s decoder cannot read was left out "
+                     "(%s: %s); this is logged once", name, type(err).__name__, str(err)[:80])
+            return None
+    return call
+
+
+#: the longest decimal count a printer can mean: 2^64 has 20 digits
+MAX_DIGITS = 20
 
 
 def _text(raw: Raw) -> str:
@@ -47,7 +71,8 @@ def integer(raw: Raw) -> int | None:
     if isinstance(raw, int):
         return raw if raw >= 0 else None
     text = _text(raw)
-    return int(text) if text.isdigit() else None
+    # "²".isdigit() is True and int() refuses it; 5,000 digits are no count either
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS else None
 
 
 @decoder("text", kind="text")
