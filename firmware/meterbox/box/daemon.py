@@ -134,7 +134,8 @@ class Daemon:
         self._settled = 0.0
         self._wake = asyncio.Event()
         self.snmp = SnmpClient()
-        self.uplink = Uplink(cfg.uplink, cfg.box_id) if cfg.uplink.host else None
+        self.uplink = Uplink(cfg.uplink, cfg.box_id, on_ack=self._wake.set,
+                             on_state=self._uplink_error) if cfg.uplink.host else None
         self.pollers = [Poller(self, target_of(p, cfg)) for p in cfg.printers]
         self.readings_stored = 0
         self.to_store: list[tuple[Device, Reading]] = []
@@ -152,7 +153,6 @@ class Daemon:
                 self.uplink.pause()
                 log.info("uploads are paused (since %s); `meterbox resume` turns them back on",
                          self.store.state("paused_at") or "earlier")
-            self.uplink.start()
         log.info("meterbox %s polling %d printers every %s; %d readings waiting to be sent",
                  self.cfg.box_id, len(self.pollers), _human(self.cfg.poll.interval), self.store.backlog())
         if not self.timekeeper.synced():
@@ -160,19 +160,10 @@ class Daemon:
                         "then sent with their time corrected; check NTP (UDP 123) if this lasts",
                         _human(CLOCK_HOLD))
         self._settle_clock(force=True)
-        if self.uplink:
-            loop = asyncio.get_running_loop()
-
-            def wake() -> None:  # from paho's thread: a PUBACK opens the window
-                loop.call_soon_threadsafe(self._wake.set)
-            self.uplink.on_ack = wake
-
-            def on_error(err: Exception | None) -> None:  # from paho's thread
-                loop.call_soon_threadsafe(self._uplink_error, err)
-            self.uplink.on_error = on_error
         tasks = [asyncio.create_task(self._poll_loop(p), name=f"poll {p.target.address}") for p in self.pollers]
         tasks.append(asyncio.create_task(self._store_loop(), name="store"))
         if self.uplink:
+            tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
             tasks.append(asyncio.create_task(self._pump_loop(), name="pump"))
         if self.uplink:
             tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
@@ -180,13 +171,13 @@ class Daemon:
         try:
             await stop.wait()
         finally:
+            if self.uplink:
+                await self.uplink.close()  # DISCONNECT first: no new window while shutting down
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._flush_readings()
             if self.uplink:
-                self._pump_once()
-                self.uplink.stop()
                 self._pump_once()
             self.snmp.close()
             self.store.close()
