@@ -1,6 +1,6 @@
 """The Uplink in-process on an event loop, against real Mosquitto brokers (and a small TLS server
 for what Mosquitto will not do): one owner for the socket, the window, pause and close, each way
-a connection fails named for what it is."""
+a connection fails named for what it is, and uplink.server_name."""
 
 from __future__ import annotations
 
@@ -344,3 +344,35 @@ def test_a_broker_restart_under_an_established_session_is_a_disconnect_not_a_cer
                         "sent on reconnect", drops[0]), drops[0]
     assert not any("certificate" in line or "re-enroll" in line for line in lines), lines
     assert lines[-1] == f"uplink: connected to 127.0.0.1:{broker.port} again"
+
+
+# ------------------------------------------------------------------ uplink.server_name
+
+def test_server_name_is_the_name_checked_while_host_is_the_address_dialled(
+        pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The broker's certificate is for wrong.example only; the box dials 127.0.0.1."""
+    with Broker(pki, work_dir=tmp_path / "broker", server=pki.server_wrong_name) as broker:
+        async def connects(cfg: UplinkConfig) -> UplinkError | None:
+            async with Box(cfg) as box:
+                await box.until(lambda: box.uplink.connected or box.uplink.last_error is not None)
+                return box.uplink.last_error
+
+        assert asyncio.run(connects(config(broker, server_name="wrong.example"))) is None
+        err = asyncio.run(connects(config(broker, server_name="right.example")))
+        assert "its certificate is not valid for the name 'right.example'" in str(err)
+        assert "check uplink.server_name" in str(err)
+        err = asyncio.run(connects(config(broker)))
+        assert "not valid for the name '127.0.0.1'" in str(err) and "check uplink.host" in str(err)
+
+
+def test_server_name_is_the_name_sent_in_sni(pki: Pki) -> None:
+    server = TlsServer(pki.server_wrong_name, pki.ca_cert)
+    cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=server.port, server_name="wrong.example")
+
+    async def test() -> None:
+        async with Box(cfg) as box:  # the handshake succeeds; this server speaks no MQTT
+            await box.until(lambda: bool(server.names) and box.uplink.last_error is not None)
+
+    with server:
+        run(test)
+    assert server.names[0] == "wrong.example"

@@ -10,6 +10,7 @@ CA or the certificates are wrong, not the path), and TLS is equally strict on ev
 from __future__ import annotations
 
 import re
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -19,14 +20,41 @@ import socks  # PySocks: paho's proxy support
 from meterbox.config import ProxyConfig, UplinkConfig
 from meterbox.errors import TlsError, UplinkError
 
+class _NamedContext(ssl.SSLContext):
+    """An SSLContext whose sockets check, and send as SNI, the name `server_name` when it is set.
+
+    paho wraps its socket with server_hostname = the host it connects to; uplink.server_name
+    names the broker's certificate when that differs (an address, an internal name).
+    """
+
+    server_name = ""
+
+    def wrap_socket(self, sock: socket.socket, server_side: bool = False, do_handshake_on_connect: bool = True,
+                    suppress_ragged_eofs: bool = True, server_hostname: str | bytes | None = None,
+                    session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
+        return super().wrap_socket(sock, server_side, do_handshake_on_connect, suppress_ragged_eofs,
+                                   self.server_name or server_hostname, session)
+
+
+def tls_name(cfg: UplinkConfig) -> str:
+    """The name the broker's certificate must carry: uplink.server_name, else uplink.host."""
+    return cfg.server_name or cfg.host
+
+
 def tls_context(cfg: UplinkConfig) -> ssl.SSLContext:
     """Strict TLS: the vendor CA only, host name checked, our client certificate presented.
 
     Built anew for each connection, so a renewed certificate file is used without a restart.
+    The checked name (and SNI) is uplink.server_name when set, whatever address is dialled.
     """
-    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cfg.ca_file) if cfg.ca_file else None)
+    ctx = _NamedContext(ssl.PROTOCOL_TLS_CLIENT)  # as ssl.create_default_context(), with the name of our choice
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
+    if cfg.ca_file:
+        ctx.load_verify_locations(cafile=str(cfg.ca_file))
+    else:
+        ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+    ctx.server_name = cfg.server_name
     if cfg.cert_file:
         ctx.load_cert_chain(str(cfg.cert_file), str(cfg.key_file) if cfg.key_file else None)
     return ctx
@@ -158,8 +186,9 @@ def explain_tls(err: BaseException, cfg: UplinkConfig, way: Way | None = None) -
             return TlsError(f"{where}: its certificate has expired (or this box's clock is wrong); "
                             "nothing was sent; check the time with `meterbox doctor` and tell the vendor")
         if "hostname" in reason or "ip address mismatch" in reason:
-            return TlsError(f"{where}: its certificate is not valid for the name {cfg.host!r}; "
-                            "nothing was sent; check uplink.host in the config")
+            setting = "uplink.server_name" if cfg.server_name else "uplink.host"
+            return TlsError(f"{where}: its certificate is not valid for the name {tls_name(cfg)!r}; "
+                            f"nothing was sent; check {setting} in the config")
         return TlsError(f"{where}: its certificate is not signed by the vendor CA in {cfg.ca_file} ({reason}); "
                         "nothing was sent; check uplink.ca_file")
     code = tls_reason(err) if isinstance(err, ssl.SSLError) else None
