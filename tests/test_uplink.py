@@ -206,24 +206,31 @@ def test_pause_closes_within_a_second_and_connects_no_more_until_resume(broker: 
     assert f"Client {BOX_ID} disconnected." in broker.log()  # a clean DISCONNECT, not a dropped socket
 
 
-def test_close_disconnects_cleanly_within_its_timeout_and_run_returns(broker: Broker) -> None:
-    cfg = config(broker)
-
-    async def test() -> None:
+def test_close_disconnects_cleanly_within_its_timeout_and_run_returns(pki: Pki, tmp_path: Path) -> None:
+    async def test(cfg: UplinkConfig) -> None:
         box = Box(cfg)
         task = asyncio.create_task(box.uplink.run())
         await box.until(lambda: box.uplink.connected, what="connected")
         assert box.uplink.publish(message(1))
         started = time.monotonic()
-        await box.uplink.close(timeout=1.0)
+        closing = asyncio.create_task(box.uplink.close(timeout=1.0))
+        await asyncio.sleep(0)  # close() has begun: it waits for the PUBACK in flight
+        assert box.uplink.window() == 0 and not box.uplink.publish(message(3))  # no new window
+        await closing
         assert time.monotonic() - started < 1.1
         await asyncio.wait_for(task, 0.5)
         assert not box.uplink.connected and box.uplink.window() == 0 and not box.uplink.publish(message(2))
         assert box.uplink.take_acked() == [message(1).id]  # its PUBACK came during close
 
-    before = broker.log().count(f"Client {BOX_ID} disconnected.")
-    run(test)
-    assert broker.log().count(f"Client {BOX_ID} disconnected.") == before + 1
+    with Broker(pki, work_dir=tmp_path / "broker") as broker:  # its own: the log shows only this box's end
+        run(lambda: test(config(broker)))
+        deadline = time.monotonic() + 5  # the broker logs it a moment after the box has closed
+        while f"Client {BOX_ID} disconnected." not in broker.log() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        log = broker.log()
+    assert f"Received DISCONNECT from {BOX_ID}" in log and f"Client {BOX_ID} disconnected." in log
+    ours = [line for line in log.splitlines() if BOX_ID in line]
+    assert not any("closed its connection" in line or "Socket error" in line for line in ours), ours
 
 
 def test_close_and_pause_do_not_wait_for_a_connection_that_hangs(pki: Pki, tmp_path: Path) -> None:
