@@ -37,7 +37,9 @@ class Broker(Service):
     """A running ``mosquitto -c <conf>``; use it as a context manager.
 
     ``server`` picks the certificate the broker presents (default ``pki.server``;
-    ``pki.server_wrong_name`` or ``pki.server_expired`` for the failure tests).
+    ``pki.server_wrong_name`` or ``pki.server_expired`` for the failure tests); ``crl`` a
+    CRL file (``Pki.crl``) the broker checks client certificates against; ``log_types``
+    Mosquitto's ``log_type`` lines (``all`` logs every packet: too much for a soak).
     """
 
     def __init__(
@@ -49,9 +51,13 @@ class Broker(Service):
         websockets: bool = False,
         host: str = "127.0.0.1",
         start_timeout: float = 10.0,
+        crl: Path | None = None,
+        log_types: tuple[str, ...] = ("all",),
     ) -> None:
         self.pki = pki
         self.server = server or pki.server
+        self.crl = crl
+        self.log_types = log_types
         self.host = host
         self._own_work_dir = work_dir is None
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="mosquitto-"))
@@ -137,6 +143,7 @@ class Broker(Service):
             f"keyfile {self.server.key}\n"
             "require_certificate true\n"
             "use_identity_as_username true\n"
+            + (f"crlfile {self.crl}\n" if self.crl else "")
         )
         lines = [
             "# Written by tests/support/broker.py",
@@ -150,7 +157,7 @@ class Broker(Service):
             "max_queued_messages 1000000",
             f"persistence_location {persistence}/",
             "log_dest stderr",
-            "log_type all",
+            *(f"log_type {t}" for t in self.log_types),
             "connection_messages true",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             "",

@@ -91,6 +91,19 @@ class Pki:
                                           server_names=["localhost", "127.0.0.1"], expired=True)
         self.ingest = self.client(INGEST_ID)
 
+    def crl(self, revoked: list[CertPair], name: str = "crl") -> Path:
+        """A CRL of the vendor CA (PEM) that revokes the certificates in REVOKED; for ``Broker(crl=...)``."""
+        ca = self._cas["ca"]
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
+                   .last_update(self._now - dt.timedelta(minutes=5)).next_update(self._now + _VALID))
+        for pair in revoked:
+            serial = x509.load_pem_x509_certificate(pair.cert.read_bytes()).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(self._now).build())
+        path = self.directory / f"{name}.pem"
+        path.write_bytes(builder.sign(ca.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        return path
+
     def client(self, box_id: str, *, ca: str = "ca", expired: bool = False) -> CertPair:
         """A client certificate with CN ``box_id`` (made once, then reused).
 

@@ -322,7 +322,7 @@ class Daemon:
             printers=len(p.fleet.pollers), polled=p.fleet.polled(), answering=status.get("answering", 0),
             reported=status.get("reported", 0), swept=p.fleet.swept, clock_synced=p.timekeeper.synced()))
         backlog = status.get("backlog") or 0
-        connected = bool(p.uplink and p.uplink.connected_now)
+        connected = bool(p.uplink and p.uplink.connected)
         return BoxState(paused=p.pause.paused, unclaimed=bool(p.enrollment and not p.enrollment.claimed),
                         fault=fault, sending_backlog=connected and backlog > self.cfg.uplink.in_flight,
                         uploads_ok=connected and bool(status.get("last_upload")))
@@ -381,7 +381,7 @@ class Daemon:
             backlog, last_upload = None, None
         return {"box": self.cfg.box_id, "printers": len(p.fleet.pollers), "answering": seen, "reported": reported,
                 "claimed": p.enrollment.claimed if p.enrollment else None,
-                "paused": p.pause.paused, "connected": bool(p.uplink and p.uplink.connected_now),
+                "paused": p.pause.paused, "connected": bool(p.uplink and p.uplink.connected),
                 "uplink": bool(p.uplink), "uplink_error": self.uplink_error, "store_error": p.commits.error,
                 "in_memory": len(p.commits.readings), "backlog": backlog, "last_upload": last_upload,
                 "clock": "synchronised" if p.timekeeper.synced() else "not synchronised"}

@@ -1,8 +1,7 @@
 """The uplink: MQTT v5 over mutual TLS to the vendor broker, QoS 1, persistent session.
 
-paho-mqtt runs its network loop in a thread of its own; the daemon's event loop owns
-the store. The loop hands PUBACKs to the event loop through a queue, so a row leaves
-the outbox only after the broker has it, and only the event loop writes SQLite.
+One owner for the socket: paho runs on the daemon's event loop (connection.py), so the
+daemon's publish() and paho's own reads, PUBACKs and PINGREQs all happen on one thread.
 
 Ways to the broker, for offices that block port 8883: MQTT over TLS on uplink.port, or
 MQTT over WebSockets over TLS on uplink.websockets_port (443), either one through an
@@ -11,17 +10,17 @@ proxies). With transport "auto" the next way is tried when one cannot be reached
 way that worked is kept. A TLS failure is never a reason to try another way (it says
 the broker, the CA or the certificates are wrong, not the path), and TLS is equally
 strict on every way.
+
+A row leaves the outbox only after its PUBACK: take_acked() hands the acknowledged ids to
+the daemon, which marks them sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import logging
 import random
-import re
-import ssl
-import threading
 import time
 from typing import Callable
 
@@ -36,46 +35,158 @@ from paho.mqtt.reasoncodes import ReasonCode
 from meterbox.config import UplinkConfig
 from meterbox.errors import UplinkError
 from meterbox.outbox.store import Message
-from meterbox.uplink.tls import Way, explain_tls, path_failure, tls_context, ways
+from meterbox.uplink.connection import Connection
+from meterbox.uplink.tls import (Way, early_error, explain_connack, explain_drop, explain_tls, path_failure,
+                                 tls_context, ways)
 
 log = logging.getLogger(__name__)
 
 REFUSED_RETRY = 60  # seconds before a message the broker refused is offered again
 SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps our session (and in-flight QoS 1) for a week
+PAUSE_GRACE = 0.5  # seconds pause() gives the DISCONNECT before the socket is closed anyway
+
+
+class _Abandoned(Exception):
+    """Paused or closed while a connection was being set up."""
 
 
 class Uplink:
-    """Sends outbox rows; reports PUBACKs back; reconnects with back-off and jitter."""
+    """Sends outbox rows; reports PUBACKs back; reconnects with back-off and jitter.
 
-    def __init__(self, cfg: UplinkConfig, box_id: str, *, on_ack: Callable[[], None] = lambda: None,
-                 on_state: Callable[[UplinkError | None], None] = lambda e: None) -> None:
+    Every method runs on the event loop of run(), and so do ON_ACK (a PUBACK arrived: the
+    window opened) and ON_STATE (the uplink's error, or None once connected).
+
+        uplink = Uplink(cfg.uplink, box_id, on_ack=wake.set, on_state=show)
+        task = asyncio.create_task(uplink.run())
+        for message in store.pending(uplink.window(), exclude=uplink.flying()):
+            uplink.publish(message)
+        store.mark_sent(uplink.take_acked())
+        await uplink.close()
+    """
+
+    def __init__(self, cfg: UplinkConfig, box_id: str, *, on_ack: Callable[[], None],
+                 on_state: Callable[[UplinkError | None], None]) -> None:
         self.cfg = cfg
         self.box_id = box_id
-        self.acked: collections.deque[str] = collections.deque()   # message ids, filled by paho's thread
-        self.in_flight: dict[int, str] = {}                        # mid -> message id
-        self._early: set[int] = set()                              # PUBACKs that beat publish()
-        self.connected = threading.Event()
-        self.last_error: UplinkError | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._on_state = on_state
         self._on_ack = on_ack
-        self.connections = 0                                       # successful CONNACKs so far
+        self._on_state = on_state
         self.ways = ways(cfg)
         self.way = self.ways[0]
-        self._said: dict[Way, type[UplinkError]] = {}              # kind of the last error logged, per way
-        self._paused = threading.Event()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._client = self._new_client()
-        self._thread: threading.Thread | None = None
-        self._socket_error = ""                                    # paho's last socket error text
-        self.refused: dict[str, float] = {}                        # message id -> when the broker refused it
-        self._refusals: set[str] = set()                           # refusal reasons already logged
+        self.connections = 0                           # successful CONNACKs so far
+        self.last_error: UplinkError | None = None
+        self._link: Connection | None = None           # the connection now, or being set up
+        self._connected = False
+        self._paused = False
+        self._closing = False
+        self._changed = asyncio.Event()                # pause, resume or close: run() looks again
+        self._drained = asyncio.Event()                # nothing in flight
+        self._in_flight: dict[int, str] = {}           # mid -> message id
+        self._acked: list[str] = []                    # acknowledged, not yet taken
+        self._refused: dict[str, float] = {}           # message id -> when the broker refused it
+        self._refusals: set[str] = set()               # refusal reasons already logged
+        self._said: dict[Way, str] = {}                # the last failure logged, per way
 
-    # --- lifecycle ---------------------------------------------------------------
-    def _new_client(self) -> mqtt.Client:
+    # --- state ---------------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def connected(self) -> bool:
+        """The broker has accepted the box (CONNACK) and the connection is up."""
+        return self._connected
+
+    def pause(self) -> None:
+        """No connection to the vendor at all (not even DNS) until resume(); closed within a second."""
+        if self._paused:
+            return
+        self._paused = True
+        self._changed.set()
+        if self._link is not None:
+            self._link.end(PAUSE_GRACE)
+
+    def resume(self) -> None:
+        if self._paused:
+            self._paused = False
+            self._changed.set()
+
+    async def close(self, timeout: float = 1.0) -> None:
+        """DISCONNECT cleanly and publish nothing more; returns within TIMEOUT, closed either way.
+
+        Half the time at most goes to PUBACKs of what is in flight, so fewer are sent again.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._closing = True
+        self._changed.set()
+        link = self._link
+        if link is None or not link.attached:
+            return
+        if self._in_flight and self._connected:
+            self._drained.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout / 2)
+        link.end(None)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(link.ended), max(deadline - loop.time(), 0.0))
+        link.abort()
+
+    # --- the connection loop -------------------------------------------------------
+    async def run(self) -> None:
+        """Connect, stay connected, reconnect with back-off (1 s to 5 min, jittered); return after close()."""
+        try:
+            await self._connection_loop()
+        finally:  # cancelled, or a bug: no socket stays on the loop
+            if self._link is not None:
+                self._link.abort()
+
+    async def _connection_loop(self) -> None:
+        delay = 1.0
+        tried = 0  # ways that could not be reached since the last back-off
+        while not self._closing:
+            if self._paused:
+                await self._until(lambda: not self._paused or self._closing)
+                continue
+            try:
+                link = await self._open()
+            except _Abandoned:
+                continue
+            except Exception as err:  # each failure becomes one clear error, then back-off
+                self._fail(explain_tls(err, self.cfg, self.way))
+                if path_failure(err) and len(self.ways) > 1:
+                    self.way = self.ways[(self.ways.index(self.way) + 1) % len(self.ways)]
+                    tried += 1
+                    if tried < len(self.ways):
+                        continue  # the next way at once; back off once all have failed
+                tried = 0
+                await self._backoff(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, 300.0)
+                continue
+            tried = 0
+            await link.ended
+            if link.acked:
+                delay = 1.0
+            await self._backoff(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 300.0)
+
+    async def _until(self, condition: Callable[[], bool], timeout: float | None = None) -> None:
+        """Wait until CONDITION holds after a pause, resume or close, or TIMEOUT passes."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not condition():
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                return
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+
+    async def _backoff(self, seconds: float) -> None:
+        await self._until(lambda: self._closing or self._paused, seconds)
+
+    def _new_connection(self) -> Connection:
         # reconnect_on_failure=False: paho would reconnect with the same TLS context (the old
-        # certificate) and the same way; _run() reconnects with fresh ones instead.
+        # certificate) and the same way; run() reconnects with fresh ones instead.
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.box_id, protocol=mqtt.MQTTv5,
                              transport="websockets" if self.way.transport == "websockets" else "tcp",
                              reconnect_on_failure=False)
@@ -89,114 +200,67 @@ class Uplink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.on_log = self._on_log
         client.max_inflight_messages_set(max(self.cfg.in_flight, 1))
-        return client
+        return Connection(client, self.way, self.cfg.keepalive, on_closed=self._closed)
 
-    def on_ack(self) -> None:  # from paho's thread: hand over to the loop
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_ack)
+    async def _open(self) -> Connection:
+        """A fresh client per connection, connected in a thread, then handed to the loop.
 
-    def on_error(self, err: UplinkError | None) -> None:  # from paho's thread
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._on_state, err)
+        The outbox, not paho's memory, decides what is resent (same message ids), and a fresh
+        TLS context picks up renewed certificate files.
+        """
+        link = self._new_connection()
+        self._link = link
+        way = self.way
+        connecting = link.connect_in_thread(lambda client: self._connect(client, way))
+        interrupted = asyncio.ensure_future(self._until(lambda: self._paused or self._closing))
+        try:
+            await asyncio.wait({connecting, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            link.discard(connecting)
+            raise
+        finally:
+            interrupted.cancel()
+        if not connecting.done() or self._paused or self._closing:
+            link.discard(connecting)  # its socket is closed unused
+            raise _Abandoned
+        connecting.result()  # raises what connecting raised
+        link.attach()
+        return link
 
-    @property
-    def connected_now(self) -> bool:
-        return self.connected.is_set()
-
-    async def run(self) -> None:
-        """Run the connection loop (in paho's thread) until close()."""
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
-        self._thread.start()
-        while self._thread.is_alive():
-            await asyncio.sleep(0.2)
-
-    async def close(self, timeout: float = 1.0) -> None:
-        self._stop.set()
-        self._client.disconnect()
-        if self._thread:
-            await asyncio.get_running_loop().run_in_executor(None, self._thread.join, timeout)
-
-    @property
-    def paused(self) -> bool:
-        return self._paused.is_set()
-
-    def pause(self) -> None:
-        """No connection to the vendor at all (not even DNS) until resume()."""
-        if not self._paused.is_set():
-            self._paused.set()
-            self._client.disconnect()
-
-    def resume(self) -> None:
-        self._paused.clear()
-
-    def _run(self) -> None:
-        delay = 1.0
-        tried = 0  # ways that could not be reached since the last back-off
-        while not self._stop.is_set():
-            if self._paused.is_set():
-                self._stop.wait(0.2)
-                continue
-            try:
-                self._connect()
-            except Exception as err:  # each failure becomes one clear error, then back-off
-                self._fail(explain_tls(err, self.cfg, self.way))
-                if path_failure(err) and len(self.ways) > 1:
-                    self.way = self.ways[(self.ways.index(self.way) + 1) % len(self.ways)]
-                    tried += 1
-                    if tried < len(self.ways):
-                        continue  # the next way at once; back off once all have failed
-                tried = 0
-                self._stop.wait(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, 300.0)
-                continue
-            tried = 0
-            if self._paused.is_set() or self._stop.is_set():  # paused while connecting
-                self._client.disconnect()
-            try:
-                self._client.loop_forever(retry_first_connection=False)
-            except Exception:  # a bug in a callback must not end uploads for good
-                log.exception("uplink: unexpected error in the MQTT loop; reconnecting")
-            if self.connected.is_set():
-                self.connected.clear()
-            if self.last_error is None:
-                delay = 1.0
-            self._stop.wait(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 300.0)
-
-    def _connect(self) -> None:
-        # A fresh client per connection: the outbox, not paho's memory, decides what is resent
-        # (same message ids), and a fresh TLS context picks up renewed certificate files.
-        client = self._new_client()
-        client.tls_set_context(tls_context(self.cfg))
-        self._client = client
+    def _connect(self, client: mqtt.Client, way: Way) -> None:
+        """Set-up thread: DNS, TCP, proxy, TLS and WebSockets handshakes; CONNECT is only queued."""
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = SESSION_EXPIRY
-        self._client.connect(self.cfg.host, self.way.port, keepalive=int(self.cfg.keepalive),
-                             clean_start=False, properties=props)
+        client.tls_set_context(tls_context(self.cfg))
+        client.connect(self.cfg.host, way.port, keepalive=int(self.cfg.keepalive),
+                       clean_start=False, properties=props)
 
-    def _fail(self, err: UplinkError) -> None:
-        """Log a new kind of failure of each way once; retries that fail the same way stay quiet."""
-        if self._said.get(self.way) is not type(err):
-            log.warning("uplink: %s", err)
-        self._said[self.way] = type(err)
-        self.last_error = err
-        self.on_error(err)
+    def _closed(self, link: Connection) -> None:
+        """A connection has ended: nothing is in flight any more (the outbox resends, same ids)."""
+        if link is self._link:
+            self._connected = False
+            self._in_flight.clear()
+            self._drained.set()
 
-    # --- paho callbacks (paho's thread) ---------------------------------------------
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+    # --- paho's MQTT callbacks (on the loop) ------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, link: Connection, flags: mqtt.ConnectFlags,
                     reason_code: ReasonCode, properties: Properties | None) -> None:
-        if self._paused.is_set() or self._stop.is_set():
+        if link is not self._link or link.closed:
+            return
+        if self._paused or self._closing:
+            link.quiet = True
             client.disconnect()  # pause pressed while this connection was being set up
             return
         if reason_code.is_failure:
-            self._fail(UplinkError(f"{self.way.describe(self.cfg.host)} refused box {self.box_id}: "
-                                   f"{reason_code}; check that the box is enrolled and its certificate is current"))
+            link.reported = True
+            self._fail(explain_connack(str(reason_code), self.cfg, link.way, self.box_id))
             client.disconnect()
             return
-        where = self.way.describe(self.cfg.host).removeprefix("broker ")
+        link.acked = True
+        self._connected = True
+        self.connections += 1
+        where = link.way.describe(self.cfg.host).removeprefix("broker ")
         if self.last_error is not None:
             log.info("uplink: connected to %s again", where)
         else:
@@ -204,93 +268,84 @@ class Uplink:
                      "resumed" if flags.session_present else "new")
         self.last_error = None
         self._said.clear()
-        self.connections += 1
-        self.on_error(None)
-        self.connected.set()
+        self._on_state(None)
 
-    def _on_log(self, client: mqtt.Client, userdata: object, level: int, text: str) -> None:
-        """paho reports socket errors only to its log; keep the last one to explain a drop."""
-        if level == mqtt.MQTT_LOG_ERR:
-            self._socket_error = text
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
+    def _on_disconnect(self, client: mqtt.Client, link: Connection, flags: mqtt.DisconnectFlags,
                        reason_code: ReasonCode, properties: Properties | None) -> None:
-        was = self.connected.is_set()
-        self.connected.clear()
-        if not was and not self._paused.is_set() and not self._stop.is_set():
-            # Dropped before CONNACK: with TLS 1.3 a refused client certificate shows up only here.
-            text, self._socket_error = self._socket_error, ""
-            reason = re.sub(r"^failed to receive on socket: |\[SSL: [A-Z0-9_]+\] | \(_ssl\.c:\d+\)", "", text)
-            err: BaseException = ssl.SSLError(reason) if ("alert" in text.lower() or "ssl" in text.lower()) \
-                else ConnectionError(reason or f"closed by the broker ({reason_code})")
-            self._fail(explain_tls(err, self.cfg, self.way))
-        if was and not self._paused.is_set() and not self._stop.is_set():
-            log.warning("uplink: disconnected from %s (%s); readings are kept and sent on reconnect",
-                        self.way.describe(self.cfg.host).removeprefix("broker "), reason_code)
-        with self._lock:
-            self.in_flight.clear()  # the outbox still has them; they are sent again with the same ids
-            self._early.clear()
+        link.detach()
+        if link.reported or link.quiet or self._paused or self._closing or link is not self._link:
+            return
+        link.reported = True
+        if link.acked:  # an established session: say why it ended, never blame the certificate
+            # paho logs no text when a read finds the connection closed (EOF): the broker closed it.
+            reason = link.error or (f"the broker said: {reason_code}" if flags.is_disconnect_packet_from_server
+                                    else "the broker closed the connection" if str(reason_code) == "Unspecified error"
+                                    else str(reason_code))
+            err = explain_drop(reason, self.cfg, link.way)
+            log.warning("uplink: %s", err)
+            self.last_error = err
+            self._on_state(err)
+            return
+        # Before CONNACK: with TLS 1.3 the broker judges the certificate only now, and says so in an alert.
+        said = f"it said: {reason_code}" if flags.is_disconnect_packet_from_server else ""
+        self._fail(explain_tls(early_error(link.error, said), self.cfg, link.way))
 
-    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int,
+    def _on_publish(self, client: mqtt.Client, link: Connection, mid: int,
                     reason_code: ReasonCode, properties: Properties | None) -> None:
         """PUBACK for QoS 1: the broker holds the reading, so only now may its row go."""
-        if client is not self._client:
+        if link is not self._link:
             return  # a PUBACK of an earlier connection: its mids mean nothing now
-        with self._lock:  # in_flight to acked in one step: flying() never misses a message between them
-            msg_id = self.in_flight.pop(mid, None)
-            if msg_id is None and not reason_code.is_failure:
-                self._early.add(mid)
-            elif msg_id is not None and not reason_code.is_failure:
-                self.acked.append(msg_id)
-            elif msg_id is not None:
-                self.refused[msg_id] = time.monotonic()
-        if msg_id is not None and not reason_code.is_failure:
-            self.on_ack()
-        elif msg_id is not None and str(reason_code) not in self._refusals:
+        msg_id = self._in_flight.pop(mid, None)  # in_flight to acked in one step, on one thread
+        if not self._in_flight:
+            self._drained.set()
+        if msg_id is None:
+            return
+        if not reason_code.is_failure:
+            self._acked.append(msg_id)
+            self._on_ack()
+            return
+        self._refused[msg_id] = time.monotonic()
+        if str(reason_code) not in self._refusals:
             self._refusals.add(str(reason_code))
             log.warning("uplink: the broker refused message %s (%s); it stays in the outbox and is offered "
                         "again every %ds; check that the broker lets this certificate publish under "
                         "meterbox/v1/%s/", msg_id, reason_code, REFUSED_RETRY, self.box_id)
 
-    # --- used by the daemon's loop ---------------------------------------------------
+    def _fail(self, err: UplinkError) -> None:
+        """Log a new failure of each way once; retries that fail the same way stay quiet."""
+        if self._said.get(self.way) != str(err):
+            log.warning("uplink: %s", err)
+        self._said[self.way] = str(err)
+        self.last_error = err
+        self._on_state(err)
+
+    # --- used by the daemon ------------------------------------------------------------
     def window(self) -> int:
         """How many more messages may be sent now."""
-        if not self.connected.is_set() or self._paused.is_set():
+        if not self._connected or self._paused or self._closing:
             return 0
-        with self._lock:
-            return max(self.cfg.in_flight - len(self.in_flight), 0)
+        return max(self.cfg.in_flight - len(self._in_flight), 0)
 
     def flying(self) -> set[str]:
         """Ids not to be offered now: handed to paho and not yet taken by take_acked(), or refused lately."""
         now = time.monotonic()
-        with self._lock:
-            for msg_id in [i for i, at in self.refused.items() if now - at > REFUSED_RETRY]:
-                del self.refused[msg_id]
-            return set(self.in_flight.values()) | set(self.acked) | set(self.refused)
+        for msg_id in [i for i, at in self._refused.items() if now - at > REFUSED_RETRY]:
+            del self._refused[msg_id]
+        return set(self._in_flight.values()) | set(self._acked) | set(self._refused)
 
     def publish(self, message: Message) -> bool:
-        """Hand one outbox row to paho; False if not connected.
-
-        paho's own lock is taken inside publish() and around on_publish, so ours is never
-        held across a paho call (lock-order inversion); a PUBACK that beats us here is kept
-        in `_early` until its mid is known.
-        """
-        client = self._client
-        info = client.publish(message.topic, message.wire().encode(), qos=1)
+        """Hand one outbox row to paho (it is written when the socket can take it); False if not connected."""
+        link = self._link
+        if link is None or not self._connected or self._paused or self._closing:
+            return False
+        info = link.client.publish(message.topic, message.wire().encode(), qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             return False
-        with self._lock:
-            if client is not self._client or not self.connected.is_set():
-                return False  # dropped meanwhile: this mid belongs to a dead connection
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-                self.acked.append(message.id)
-            else:
-                self.in_flight[info.mid] = message.id
+        self._in_flight[info.mid] = message.id
+        self._drained.clear()
         return True
 
     def take_acked(self) -> list[str]:
-        with self._lock:
-            out = list(self.acked)
-            self.acked.clear()
+        out, self._acked = self._acked, []
         return out
+
