@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -37,26 +36,25 @@ CAUSE = {**{m: "answered with a malformed SNMP message" for m in MALFORMED},
          "endless": "does not end", "growing-oids": "longer than SNMP allows"}
 
 
+# Linux gives a child the parent's peak RSS when it forks (it is kept through exec), so a big
+# pytest process would inflate ru_maxrss: a small wrapper forks the command and reports its usage.
+WRAPPER = ("import os, sys, subprocess\n"
+           "p = subprocess.Popen(sys.argv[1:])\n"
+           "_, status, ru = os.wait4(p.pid, 0)\n"
+           "sys.stderr.write(f'\\n@@rusage {ru.ru_utime + ru.ru_stime} {ru.ru_maxrss}\\n')\n"
+           "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
 def run_measured(argv: list[str], timeout: float = 60.0) -> tuple[int, str, str, float, float]:
     """Run a command; (exit status, stdout, stderr, CPU seconds, peak RSS in MB) of that one process."""
-    out_path, err_path = Path(f"/tmp/meterbox-hostile-{os.getpid()}.out"), Path(f"/tmp/meterbox-hostile-{os.getpid()}.err")
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        if time.monotonic() > deadline:
-            os.kill(proc.pid, signal.SIGKILL)
-            pid, status, usage = os.wait4(proc.pid, 0)
-            break
-        time.sleep(0.02)
-    proc.returncode = os.waitstatus_to_exitcode(status)   # reaped here: Popen must not wait for it again
-    texts = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
-    out_path.unlink()
-    err_path.unlink()
-    return proc.returncode, texts[0], texts[1], usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    try:
+        done = subprocess.run([sys.executable, "-S", "-c", WRAPPER, *argv], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, timeout=timeout, start_new_session=True)
+    except subprocess.TimeoutExpired as err:
+        raise AssertionError(f"{argv} ran for more than {timeout:g} s") from err
+    err, _, usage = done.stderr.rpartition("\n@@rusage ")
+    cpu, maxrss = usage.split()
+    return done.returncode, done.stdout, err, float(cpu), int(maxrss) / 1024
 
 
 @pytest.mark.parametrize("mode", MODES)
