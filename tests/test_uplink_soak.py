@@ -186,9 +186,12 @@ def test_uplink_stays_up_under_load_and_every_payload_arrives_intact_in_order(
     # final clean DISCONNECT may be there.
     ends = [line for line in ours if re.search(r"disconnect|closed|exceeded|error", line, re.I)
             and "Received DISCONNECT" not in line]
-    # ("unexpected eof": the broker's readiness probe and the noise clients, killed at the end.)
+    # ("unexpected eof": the broker's readiness probe and the noise clients, killed at the end; the
+    # noise clients, mosquitto_pub/sub with "auto-" ids, may themselves trip on a loaded CI machine;
+    # a connection of ours that failed before CONNECT, "<unknown>" to the broker, is in box.errors.)
     errors = [line for line in broker_log.splitlines()
-              if re.search(r"OpenSSL Error|protocol error", line, re.I) and "unexpected eof" not in line]
+              if re.search(r"OpenSSL Error|protocol error", line, re.I) and "unexpected eof" not in line
+              and not re.search(r"Client (auto-|noise-|<unknown>)", line)]
     drops = ends[:-1] + errors if ends and ends[-1].endswith(f"Client {BOX_ID} disconnected.") else ends + errors
     print(f"soak: {len(sent)} readings in {minutes:.1f} min; CONNACKs {box.uplink.connections}; "
           f"broker: {len(connects)} connects, {len(drops)} drops; errors {[str(e) for e in box.errors]}")
