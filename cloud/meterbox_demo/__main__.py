@@ -253,8 +253,10 @@ def main() -> int:
         endpoints = [(f"127.0.0.{i + 1}", port) for i in range(len(PRINTERS))]
         with Simulator.with_recordings(PRINTERS, work / "printers", endpoints=endpoints) as sim:
             config = box_config(work, identity.folder, ca_file, sim, args.interval)
+            meterbox = Path(sys.executable).parent / "meterbox"
             say(f"{len(PRINTERS)} simulated printers on {sim.addresses[0]} .. {sim.addresses[-1]}; the box starts "
-                f"unclaimed; try  meterbox status --config {config}")
+                f"unclaimed; while the demo runs, try  {meterbox} status --config {config}"
+                + ("" if args.work else "  (add --work DIR to keep it all after the demo)"))
             stack.start("box", [PYTHON, "-m", "meterbox", "run", "--config", config], env=clock_env(work))
             threads = [threading.Thread(target=echo, args=(work / "logs" / "box.log", "box   ", stop), daemon=True),
                        threading.Thread(target=show_books, args=(db_file, stop), daemon=True),

@@ -226,15 +226,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop.set()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop_now)
+        service.extend_timeout(300)   # opening the store checks it (quick_check): long on a big store on an SD card
         parts = build(cfg)
         loop.add_signal_handler(signal.SIGUSR1, parts.fleet.discover_now)   # sweep for printers now
         daemon = Daemon(cfg, parts, on_ready=service.ready, on_status=service.status)
         if panel_parts:
-            from meterbox.box.panel import Panel
+            from meterbox.box.pins import gpio_missing
 
             pins, legend = panel_parts
-            daemon.attach_panel(Panel.create(pins, legend, loop, on_press=daemon.button_pressed,
-                                             on_hold=daemon.button_held), legend)
+            if missing := gpio_missing():   # gpiozero is not even imported: 9 MB spared on a laptop or in CI
+                log.info("panel off: %s; the box runs without button and LEDs", missing)
+            else:
+                from meterbox.box.panel import Panel
+
+                daemon.attach_panel(Panel.create(pins, legend, loop, on_press=daemon.button_pressed,
+                                                 on_hold=daemon.button_held), legend)
         watchdog = asyncio.create_task(service.watchdog())   # from the event loop: a stalled loop stops it
         try:
             await daemon.run(stop)
@@ -260,11 +266,12 @@ def _reset_if_held(cfg: Config, pins: Any, legend: Any) -> None:
     """The button held while powering on: factory reset (site, certificate, store; the identity stays)."""
     from meterbox.box.daemon import DEFAULT_IDENTITY
     from meterbox.box.enroll import site_dir
-    from meterbox.box.panel import gpio_missing
-    from meterbox.box.reset import ResetPaths, held_at_start
+    from meterbox.box.pins import gpio_missing
 
     if gpio_missing():
         return
+    from meterbox.box.reset import ResetPaths, held_at_start
+
     site = site_dir(cfg.state_dir)
     try:
         held_at_start(pins, legend, ResetPaths(site=(site,), certificate=(), store=(cfg.state_dir / "meterbox.db",),
@@ -410,7 +417,7 @@ def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
         lines.append(f"held back: printer {_shown(held['serial'])} {held['meter']}: {held['reason']}")
     for refused in summary["refused"]:
         lines.append(f"not sent: printer {_shown(refused['serial'])}: {refused['count']} {refused['kind']} "
-                     f"message(s) outside the wire contract ({_shown(refused['reason'])}), kept here")
+                     f"message(s) kept here: {_shown(refused['reason'])}")
     printers = summary["printers"]
     configured = len(cfg.printers)
     count = f"{len(printers)} printer{'' if len(printers) == 1 else 's'} polled"

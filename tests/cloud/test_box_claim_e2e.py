@@ -104,3 +104,36 @@ def test_a_paused_unclaimed_box_makes_no_enrollment_call(vendor: Vendor, printer
         run_cli("resume", "--config", str(config))
         wait_for(lambda: vendor.db.scalar("SELECT last_enroll_at FROM meterbox_cloud_box WHERE id = %s",
                                           identity.box) is not None, 20, "the enrollment call after resume")
+
+
+def test_a_claim_that_enrolls_one_printer_sends_nothing_of_the_other_not_even_its_backlog(
+        vendor: Vendor, printers: Simulator, work: Path) -> None:
+    """The box reads both printers while it waits to be claimed; the key user enrolls only the HP:
+    the Konica's readings taken before the claim stay on the box."""
+    import re
+
+    import requests
+
+    (identity,) = vendor.mint(1)
+    config = box_config(work, identity.folder, vendor, printers)
+    with Daemon(config, work) as box:
+        box.wait_status(lambda s: len(s["printers"]) == 2 and s["backlog"] >= 4, timeout=30)
+        session = requests.Session()
+        page = session.get(f"{vendor.url}/claim", params={"box": identity.box, "code": identity.claim_code},
+                           verify=str(vendor.ca_file), timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token, page.text
+        claimed = session.post(f"{vendor.url}/claim", data={
+            "csrfmiddlewaretoken": token.group(1), "box": identity.box, "code": identity.claim_code,
+            "email": "key.user@example.com", "site": "One printer office", "enroll": "list",
+            "serials": PRINTERS["jetdirect_m130nw"]}, headers={"Referer": f"{vendor.url}/claim"},
+            verify=str(vendor.ca_file), timeout=30)
+        assert claimed.status_code == 200, claimed.text
+        wait_for(lambda: len([s for _, s in stored_readings(vendor, identity.box)]) >= 3, 30, "the HP's readings")
+        box.wait_log(r"stored messages of printers the office did not enroll stay on the box")
+        status = box.status()
+    serials = {serial for _, serial in stored_readings(vendor, identity.box)}
+    assert serials == {PRINTERS["jetdirect_m130nw"]}, serials
+    devices = vendor.db.query("SELECT serial FROM meterbox_cloud_printer WHERE box_id = %s", identity.box)
+    assert {s for (s,) in devices} == {PRINTERS["jetdirect_m130nw"]}, devices
+    assert any(r["serial"] == PRINTERS["konica_c250i"] and "not enrolled" in r["reason"] for r in status["refused"])

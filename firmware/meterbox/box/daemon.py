@@ -17,15 +17,16 @@ import logging
 import time
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from meterbox.box.enroll import Enrollment, Site
 from meterbox.box.faults import Facts, FaultWatch
 from meterbox.box.legend import Legend
-from meterbox.box.panel import Panel
 from meterbox.box.state import BoxState
 from meterbox.config import Config, EnrollConfig, UplinkConfig
 from meterbox.errors import MeterboxError, StoreError, UplinkError
+from meterbox.logs import Once
+from meterbox.background import in_thread
 from meterbox.box import live
 from meterbox.box.pause import PauseSwitch
 from meterbox.outbox.clock import Clock, system_clock
@@ -43,10 +44,14 @@ from meterbox.uplink.heartbeat import Heartbeat
 from meterbox.uplink.mqtt import Uplink
 from meterbox.uplink.pump import Pump
 
+if TYPE_CHECKING:
+    from meterbox.box.panel import Panel
+
 log = logging.getLogger(__name__)
 
 STOP_BUDGET = 1.5     # seconds a stop may take in all (systemd must never have to kill us)
-LIVE_INTERVAL = 1.0   # the live status is written (and the LEDs set) at most this often
+LIVE_INTERVAL = 1.0   # the LEDs are set at least this often (at once on a change)
+LIVE_REFRESH = 5.0    # the counts from the store (backlog, last upload) are refreshed this often
 DEFAULT_IDENTITY = Path("/etc/meterbox/identity")
 
 
@@ -101,7 +106,7 @@ def attach_uplink(cfg: Config, parts: Parts, uplink_cfg: UplinkConfig) -> None:
     """The uplink, its pump and the heartbeat, for the broker UPLINK_CFG names."""
     hooks = parts.hooks
     parts.uplink = Uplink(uplink_cfg, cfg.box_id, on_ack=hooks.wake, on_state=hooks.uplink_state)
-    parts.pump = Pump(parts.uplink, parts.db, parts.commits, parts.timekeeper)
+    parts.pump = Pump(parts.uplink, parts.db, parts.commits, parts.timekeeper, enrolled=hooks.enrolled)
     parts.heartbeat = Heartbeat(parts.db, cfg.box_id, uplink_cfg.heartbeat, synced=parts.timekeeper.synced,
                                 printers=parts.fleet.counts, wake=hooks.wake)
 
@@ -244,8 +249,9 @@ class Daemon:
         try:
             await asyncio.wait_for(p.commits.flush(), left())
         except asyncio.TimeoutError:
-            log.warning("stop: the store did not take the last %d readings in time; they are lost",
-                        len(p.commits.readings))
+            log.warning("stop: the store did not take the last %d readings in time (it was busy, e.g. compacting); "
+                        "they are lost, as in a power cut at this moment",
+                        len(p.commits.readings) + p.commits.committing)
         p.snmp.close()
         if self.panel:
             self.panel.close()
@@ -256,6 +262,7 @@ class Daemon:
     def _pause_changed(self, paused: bool) -> None:
         """The button, the CLI or the page changed the pause switch."""
         p = self.parts
+        self._live_dirty.set()                          # the amber LED follows at once
         if p.enrollment and not paused:
             p.enrollment.resumed()
         if p.uplink is None:
@@ -302,9 +309,10 @@ class Daemon:
         identity = self.cfg.identity or DEFAULT_IDENTITY
         state = await self.box_state()
         info, hosts = await self.parts.db.call(
-            lambda store: (from_config(self.cfg, store, identity_dir=identity, state=state), printer_hosts(store)))
+            lambda store: (from_config(self.cfg, store, identity_dir=identity, state=state,
+                                       enrolled=self.parts.hooks.enrolled), printer_hosts(store)))
         try:
-            sent = await asyncio.to_thread(send_to_first, hosts, lambda fmt: render(info, legend, fmt))
+            sent = await in_thread(send_to_first, hosts, lambda fmt: render(info, legend, fmt), name="setup-page")
         except MeterboxError as err:
             self.faults.print_failed_at = time.monotonic()
             log.warning("setup page not printed: %s", err, extra={"METERBOX_EVENT": "setup-page-failed"})
@@ -353,23 +361,38 @@ class Daemon:
 
     async def _live_loop(self) -> None:
         """The live status file and systemd's STATUS= line, rewritten when they change."""
+        once = Once(log)
+        refreshed = 0.0
         while True:
-            status = await self._live_status()
-            self._live = status
-            state = await self.box_state()
-            status["fault"] = state.fault
-            if self.panel:
-                self.panel.show(state)
-            if status != self._written:
-                self._written = status
-                live.write(self.cfg.runtime_dir, status)
-                self.on_status(live.sentence(status))
+            dirty = self._live_dirty.is_set()
             self._live_dirty.clear()
             try:
-                await asyncio.wait_for(self._live_dirty.wait(), LIVE_INTERVAL * 5)
+                # The LEDs first, from what is known now: a press shows at once, even while the
+                # store is busy (a compaction) and the counts below wait for it.
+                state = await self.box_state()
+                if self.panel:
+                    self.panel.show(state)
+                if dirty or time.monotonic() - refreshed >= LIVE_REFRESH or not self._live:
+                    refreshed = time.monotonic()
+                    await self._refresh_live(state)
+                once.clear("live")
+            except Exception:  # the LEDs and status must not freeze for good over one surprise
+                if once.say("live", "live status: unexpected error; trying again", logging.ERROR):
+                    log.exception("live status: unexpected error")
+            try:
+                await asyncio.wait_for(self._live_dirty.wait(), LIVE_INTERVAL)
             except asyncio.TimeoutError:
                 pass
-            await asyncio.sleep(LIVE_INTERVAL)
+
+    async def _refresh_live(self, state: BoxState) -> None:
+        """The counts from the store, the live status file and STATUS=, when they changed."""
+        status = await self._live_status()
+        status["fault"] = state.fault
+        self._live = status
+        if status != self._written:
+            self._written = status
+            live.write(self.cfg.runtime_dir, status)
+            self.on_status(live.sentence(status))
 
     async def _live_status(self) -> dict[str, Any]:
         p = self.parts

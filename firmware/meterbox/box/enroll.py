@@ -24,18 +24,23 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from meterbox.box.enroll_client import EnrollClient, EnrollError, EnrollResult, EnrollRevoked, make_key_csr
+from meterbox.background import in_thread
 from meterbox.config import EnrollConfig, UplinkConfig, parse_duration
 from meterbox.logs import Once
 from meterbox.printers.reading import utc_iso
+
+if TYPE_CHECKING:  # requests, cryptography and the signer cost ~25 MiB: loaded only to enroll
+    from meterbox.box.enroll_client import EnrollClient, EnrollResult
 
 log = logging.getLogger(__name__)
 
 SITE = "site"
 RETRY_MAX = 300.0     # the longest wait between two attempts when the vendor cannot be reached
 REVOKED_RETRY = 3600.0
+RECHECK = 3600.0      # the longest single wait: the renewal date is recomputed at least this often
+RENEW_FLOOR = 60.0    # after an answer, at least this long before the next call
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class Enrollment:
         self.ca_file = ca_file
         self.paused = paused
         self.on_site = on_site
-        self._client = client or (lambda: EnrollClient(identity_dir, ca_file=ca_file))
+        self._client = client
         self.site = load_site(state_dir, identity_dir)
         self._once = Once(log)
         self._resume = asyncio.Event()
@@ -152,18 +157,21 @@ class Enrollment:
 
     # --- the task ----------------------------------------------------------------------
     async def run(self) -> None:
+        from meterbox.box.enroll_client import EnrollError, EnrollRevoked
+
         delay = 1.0
         while True:
             wait = self._due()
             if wait > 0:
-                await self._sleep(wait)
+                # In steps of at most an hour: a clock that syncs meanwhile moves the renewal date.
+                await self._sleep(min(wait, RECHECK))
                 continue
             if self.paused():
                 self.note("paused", "uploads are paused: no enrollment call is made until they are resumed")
-                await self._sleep(3600)
+                await self._sleep(RECHECK)
                 continue
             try:
-                result = await asyncio.to_thread(self._call)
+                result = await in_thread(self._call, name="enroll")
             except EnrollRevoked as err:
                 self.error_code = err.code
                 self._once.say("enroll", f"enrollment: {err}", logging.ERROR)
@@ -184,6 +192,7 @@ class Enrollment:
                 await self._sleep(result.retry_after or 5.0)
             else:
                 self._enrolled(result)
+                await self._sleep(RENEW_FLOOR)   # a renewal date already past must not become a busy loop
 
     def _due(self) -> float:
         """Seconds until the next call is due: now while unclaimed, else at the renewal time."""
@@ -199,8 +208,11 @@ class Enrollment:
             pass
 
     def _call(self) -> EnrollResult:
-        """One signed call (on a worker thread: requests blocks)."""
-        return self._client().enroll(make_key_csr(self.identity_dir))
+        """One signed call (on a thread of its own: requests blocks)."""
+        from meterbox.box.enroll_client import EnrollClient, make_key_csr
+
+        client = self._client() if self._client else EnrollClient(self.identity_dir, ca_file=self.ca_file)
+        return client.enroll(make_key_csr(self.identity_dir))
 
     def _waiting(self, result: EnrollResult) -> None:
         if self.site is None:

@@ -7,10 +7,7 @@ with ``call_soon_threadsafe``, so the daemon's callbacks run where the daemon li
 from __future__ import annotations
 
 import asyncio
-import glob
-import importlib.util
 import logging
-import os
 import threading
 from itertools import cycle
 from typing import Any, Callable
@@ -19,7 +16,7 @@ from gpiozero import LED, Button
 from gpiozero.threads import GPIOThread
 
 from meterbox.box.legend import Legend, Steps
-from meterbox.box.pins import PinMap
+from meterbox.box.pins import PinMap, gpio_missing
 from meterbox.box.state import BoxState
 
 log = logging.getLogger(__name__)
@@ -139,15 +136,3 @@ class Panel:
             self._held = False
             return
         self._loop.call_soon_threadsafe(self._on_press)
-
-
-def gpio_missing() -> str | None:
-    """Why this machine has no usable GPIO, or None if it has (a gpiochip and a pin library)."""
-    if os.environ.get("GPIOZERO_PIN_FACTORY"):
-        return None  # the person chose a pin factory (e.g. mock, or a remote pigpio): gpiozero decides
-    if not glob.glob("/dev/gpiochip*"):
-        return "no GPIO on this machine (no /dev/gpiochip*)"
-    if not any(importlib.util.find_spec(m) for m in ("lgpio", "RPi")):
-        return ("no GPIO library: neither lgpio nor RPi.GPIO is installed "
-                "(apt-get install python3-lgpio, and a venv with --system-site-packages)")
-    return None

@@ -149,3 +149,8 @@ def _write(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)   # the rename itself, durable
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import glob
+import importlib.util
+import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -126,3 +129,15 @@ def _free(pins: Mapping[str, int]) -> str:
     used = set(pins.values())
     free = [g for g in sorted(HEADER) if g not in used and g not in RESERVED and g not in (2, 3, 14, 15)]
     return ", ".join(str(g) for g in free[:6]) + ", …"
+
+
+def gpio_missing() -> str | None:
+    """Why this machine has no usable GPIO, or None if it has (a gpiochip and a pin library)."""
+    if os.environ.get("GPIOZERO_PIN_FACTORY"):
+        return None  # the person chose a pin factory (e.g. mock, or a remote pigpio): gpiozero decides
+    if not glob.glob("/dev/gpiochip*"):
+        return "no GPIO on this machine (no /dev/gpiochip*)"
+    if not any(importlib.util.find_spec(m) for m in ("lgpio", "RPi")):
+        return ("no GPIO library: neither lgpio nor RPi.GPIO is installed "
+                "(apt-get install python3-lgpio, and a venv with --system-site-packages)")
+    return None

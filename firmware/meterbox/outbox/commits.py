@@ -62,6 +62,7 @@ class CommitBuffer:
         self.states = states or _NoStates()
         self.error: str | None = None          # the store's current write failure
         self.stored = 0                        # readings committed since start
+        self.committing = 0                    # readings in the commit under way
         self._kept = 0                         # readings that waited in memory through a failed commit
         self._dropped = 0                      # of those, dropped past MEMORY_LIMIT
         self.stopping = threading.Event()     # set at stop: a compaction ends after its transaction
@@ -72,6 +73,9 @@ class CommitBuffer:
     # --- fed from the loop ---------------------------------------------------------
     def add(self, device: Device, reading: Reading) -> None:
         self.readings.append((device, reading))
+        if len(self.readings) > MEMORY_LIMIT:   # the store is stuck (or its thread busy for long): bounded
+            del self.readings[0]
+            self._dropped += 1
 
     def acked(self, ids: list[str]) -> None:
         """The broker has these: they leave the outbox at the next commit (a crash only resends them)."""
@@ -92,23 +96,32 @@ class CommitBuffer:
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # a surprise must not end every commit for good: said, then tried again
+                if self._once.say("surprise", "commits: unexpected error; readings stay in memory and the "
+                                  "commit is tried again", logging.ERROR):
+                    log.exception("commits: unexpected error")
 
     async def flush(self) -> None:
         """One commit of everything waiting; on a store failure the readings stay in memory."""
         async with self._lock:
+            self.committing = 0
             states = self.states.unsaved()
             if not (self.readings or self.acks or states):
                 return
             batch, acks = self.readings, self.acks
             self.readings, self.acks = [], []
+            self.committing = len(batch)
             try:
                 await self.db.call(Store.add_readings, self.box_id, batch, sent=acks, meter_states=states)
             except StoreError as err:
                 self.states.resave(states)
+                self.committing = 0
                 self._failed(err, batch, acks)
                 return
             self.states.saved(states)
+            self.committing = 0
             self._recovered()
             self.stored += len(batch)
             if batch:

@@ -415,6 +415,10 @@ class Store:
             self._tx(statements)
         return mine, other + expired
 
+    def withhold(self, seqs: Iterable[int], reason: str) -> None:
+        """Keep these messages on the box for good (the office no longer lets their printer be reported)."""
+        self._tx([("UPDATE messages SET refused=? WHERE seq=? AND refused IS NULL", (reason, seq)) for seq in seqs])
+
     def held(self) -> int:
         """Readings waiting for the clock to sync."""
         return int(self.db.execute("SELECT count(*) FROM messages WHERE clock='held'")

@@ -4,7 +4,12 @@ A commit waits for fsync, a compaction of a full store takes seconds (tens of se
 an SD card) and a quick_check reads the whole file. On the event loop any of these would
 stop polls, PUBACKs and the watchdog ping. So the store has one owner, a single worker
 thread: the loop hands it jobs and awaits them, and jobs run one after another, in the
-order they were handed over, so the one connection needs no lock. While a long job runs,
+order they were handed over, so the one connection needs no lock.
+
+That order is relied on: `call` queues its job before its first await, so a caller that
+takes some state (the PUBACKs waiting for their commit, the ids in flight) and queues a job in
+the same step knows that every job queued earlier, a commit of those PUBACKs included, has run
+before its own. A second connection (for compaction, say) would break this. While a long job runs,
 readings wait in memory (the commit buffer) and the loop keeps going.
 
 The thread is a daemon thread: a stop never waits for a long compaction to end (every
@@ -17,10 +22,11 @@ import asyncio
 import functools
 import logging
 import queue
+import sqlite3
 import threading
 from typing import Any, Callable, TypeVar
 
-from meterbox.outbox.store import Store
+from meterbox.outbox.store import Store, store_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -46,8 +52,11 @@ class StoreWorker:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             fn, loop, future = job
+            error: BaseException | None
             try:
                 result, error = fn(), None
+            except sqlite3.Error as err:  # one kind of error for the callers: a StoreError that says what to do
+                result, error = None, store_error(self.store.path, err, "write")
             except BaseException as err:  # handed back to the awaiting coroutine, which decides
                 result, error = None, err
             try:

@@ -48,4 +48,7 @@ class Heartbeat:
                 self.wake()
             except StoreError as err:
                 self._once.say("store", f"heartbeat not stored: {err}", logging.ERROR)
+            except Exception:  # a surprise must not end the heartbeat for good
+                if self._once.say("surprise", "heartbeat: unexpected error; trying again later", logging.ERROR):
+                    log.exception("heartbeat: unexpected error")
             await asyncio.sleep(self.interval)

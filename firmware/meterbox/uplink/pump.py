@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Callable, Protocol
 
 from meterbox.errors import StoreError
 from meterbox.logs import Once
@@ -23,6 +23,7 @@ from meterbox.outbox.worker import StoreWorker
 log = logging.getLogger(__name__)
 
 PUMP_INTERVAL = 1.0  # without a wake-up, the pump looks this often
+WITHHELD = "not enrolled: the office's choice of printers does not include it"
 
 
 class Sender(Protocol):
@@ -39,8 +40,10 @@ class Sender(Protocol):
 class Pump:
     """Outbox -> uplink; PUBACKs -> the commit buffer."""
 
-    def __init__(self, uplink: Sender, db: StoreWorker, commits: CommitBuffer, timekeeper: Timekeeper) -> None:
+    def __init__(self, uplink: Sender, db: StoreWorker, commits: CommitBuffer, timekeeper: Timekeeper,
+                 enrolled: Callable[[str], bool] = lambda serial: True) -> None:
         self.uplink = uplink
+        self.enrolled = enrolled    # the office's choice now: a printer it dropped is not reported, not even its backlog
         self.db = db
         self.commits = commits
         self.timekeeper = timekeeper
@@ -83,6 +86,12 @@ class Pump:
             return
         exclude = self.uplink.flying() | self.commits.waiting_acks()
         messages = await self.db.call(Store.pending, window, exclude=exclude, fresh_after=self._fresh_after)
+        dropped = [m for m in messages if m.serial and not self.enrolled(m.serial)]
+        if dropped:
+            await self.db.call(Store.withhold, [m.seq for m in dropped], WITHHELD)
+            log.info("%d stored messages of printers the office did not enroll stay on the box, unsent",
+                     len(dropped), extra={"METERBOX_EVENT": "withheld"})
+            messages = [m for m in messages if m not in dropped]
         for message in messages:
             if self.stopping or not self.uplink.publish(message):
                 break

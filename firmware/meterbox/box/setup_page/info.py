@@ -8,7 +8,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from meterbox import __version__
 from meterbox.box.legend import Legend
@@ -98,19 +98,21 @@ def lan_address() -> str | None:
     return None
 
 
-def printer_rows(rows: Iterable[Mapping[str, Any]], cfg: Config) -> tuple[PrinterRow, ...]:
-    """The store's printers table as page rows; enrolled as the office chose ([enroll])."""
+def printer_rows(rows: Iterable[Mapping[str, Any]], cfg: Config,
+                 enrolled: Callable[[str], bool] | None = None) -> tuple[PrinterRow, ...]:
+    """The store's printers table as page rows; enrolled as the office chose (the daemon's choice, else [enroll])."""
+    allows = enrolled or cfg.enroll.allows
     out = []
     for row in rows:
         serial = row.get("serial")
         model = " ".join(str(row[k]) for k in ("manufacturer", "model") if row.get(k)) or "?"
         out.append(PrinterRow(model=model, serial=serial, address=str(row.get("address") or "?"),
-                              enrolled=bool(serial) and cfg.enroll.allows(str(serial))))
+                              enrolled=bool(serial) and allows(str(serial))))
     return tuple(out)
 
 
 def from_config(cfg: Config, store: Any, *, identity_dir: Path, state: BoxState | None = None,
-                address: str | None = None) -> SetupInfo:
+                address: str | None = None, enrolled: Callable[[str], bool] | None = None) -> SetupInfo:
     """SetupInfo from the config and the store (``meterbox print-setup-page`` with no daemon).
 
     Unclaimed when the factory identity is there but enrollment has not given a site yet.
@@ -124,5 +126,5 @@ def from_config(cfg: Config, store: Any, *, identity_dir: Path, state: BoxState 
         state = BoxState(paused=PauseSwitch(cfg.state_dir, cfg.runtime_dir).read(), unclaimed=bool(url) and not claimed,
                          uploads_ok=store.last_upload() is not None and claimed)
     return SetupInfo(box_id=box or cfg.box_id, state=state, claim_url=url,
-                     address=address or lan_address(), printers=printer_rows(store.printers(), cfg),
+                     address=address or lan_address(), printers=printer_rows(store.printers(), cfg, enrolled),
                      last_upload=store.last_upload())

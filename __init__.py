@@ -1,1 +1,0 @@
-"""The box's own life with the vendor and the office: enrollment (and later panel, service, office page)."""
