@@ -83,3 +83,32 @@ def test_after_a_full_disk_the_readings_written_back_are_counted_right(
     said = [r.getMessage() for r in caplog.records if "written again" in r.getMessage()]
     assert len(said) == 1, said
     assert re.search(r"; 8 readings kept in memory meanwhile are stored", said[0]), said
+
+
+def test_a_store_error_that_is_not_a_full_disk_keeps_the_readings_and_the_commits_going(tmp_path: Path) -> None:
+    """A table the commit reads goes missing: the commit fails with a raw SQLite error (not through a
+    write transaction); the readings stay in memory, the error is said, and once the table is back
+    they are committed: the commit task did not die."""
+    store = Store(tmp_path / "meterbox.db")
+    worker = StoreWorker(store)
+    buffer = CommitBuffer(worker, BOX, max_bytes=64 * 2**20)
+
+    async def main() -> tuple[str | None, int, int]:
+        task = asyncio.create_task(buffer.run())
+        await worker.call(lambda s: s.db.execute("ALTER TABLE devices RENAME TO devices_gone"))
+        for i in range(5):
+            buffer.add(Device("SER1", "Acme", "Laser"),
+                       Reading("SER1", 1.7e9 + i, [Meter("impressions.total", i, "impressions")]))
+        while buffer.error is None:
+            await asyncio.sleep(0.05)
+        error, waiting = buffer.error, len(buffer.readings)
+        await worker.call(lambda s: s.db.execute("ALTER TABLE devices_gone RENAME TO devices"))
+        while buffer.error is not None or buffer.readings:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        return error, waiting, await worker.call(Store.backlog)
+
+    error, waiting, backlog = asyncio.run(asyncio.wait_for(main(), 20))
+    worker.close()
+    assert error and "store" in error and waiting == 5
+    assert backlog == 6   # five readings and the printer's announcement, none lost
