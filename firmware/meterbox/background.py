@@ -19,23 +19,25 @@ async def in_thread(fn: Callable[..., T], *args: Any, name: str = "blocking") ->
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
-    def settle(result: Any, error: BaseException | None) -> None:
-        if future.cancelled():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-
     def work() -> None:
         try:
             result, error = fn(*args), None
         except BaseException as err:   # handed to the awaiting task, which decides
             result, error = None, err
         try:
-            loop.call_soon_threadsafe(settle, result, error)
+            loop.call_soon_threadsafe(settle, future, result, error)
         except RuntimeError:           # the loop is closed: the daemon has stopped, nobody waits
             pass
 
     threading.Thread(target=work, name=name, daemon=True).start()
     return await future
+
+
+def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Hand a thread's outcome to the future its caller awaits (on the loop), unless it gave up."""
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

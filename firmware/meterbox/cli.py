@@ -416,8 +416,10 @@ def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
     for held in summary["meters_held"]:
         lines.append(f"held back: printer {_shown(held['serial'])} {held['meter']}: {held['reason']}")
     for refused in summary["refused"]:
+        reason = refused["reason"] or ""
+        why = reason if reason.startswith("not enrolled") else f"outside the wire contract ({reason})"
         lines.append(f"not sent: printer {_shown(refused['serial'])}: {refused['count']} {refused['kind']} "
-                     f"message(s) kept here: {_shown(refused['reason'])}")
+                     f"message(s) kept here: {_shown(why)}")
     printers = summary["printers"]
     configured = len(cfg.printers)
     count = f"{len(printers)} printer{'' if len(printers) == 1 else 's'} polled"

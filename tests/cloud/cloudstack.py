@@ -5,6 +5,8 @@ ingest workers, each a process of its own started through the project's own comm
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import shutil
@@ -365,3 +367,24 @@ def reading(box: str, serial: str, n: int = 0) -> dict[str, Any]:
 def connections(worker: Proc) -> int:
     """How many times a worker has connected (its log says so each time)."""
     return worker.log().count(" connected to ")
+
+
+@contextlib.contextmanager
+def phone_browser() -> Iterator[Any]:
+    """Debian's headless Chromium through Selenium, in a 360 x 800 window: a phone."""
+    from support import require
+
+    require("/usr/bin/chromedriver", "apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    try:
+        driver.set_window_size(360, 800)
+        yield driver
+    finally:
+        driver.quit()

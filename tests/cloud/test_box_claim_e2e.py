@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cloudstack import Vendor, wait_for
+from cloudstack import Vendor, phone_browser, wait_for
 from meterbox_factory import label
 from support import require
 from support.cli import run_cli
@@ -40,9 +40,6 @@ def stored_readings(vendor: Vendor, box: str) -> list[tuple[str, str]]:
 def test_scan_claim_and_the_first_readings_are_in_the_vendors_database(
         vendor: Vendor, printers: Simulator, work: Path) -> None:
     require("zbarimg", "apt-get install zbar-tools")
-    require("/usr/bin/chromedriver", "apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     (identity,) = vendor.mint(1)
@@ -61,13 +58,7 @@ def test_scan_claim_and_the_first_readings_are_in_the_vendors_database(
         assert "waiting to be claimed" in run_cli("status", "--config", str(config))
         assert not stored_readings(vendor, identity.box)   # readings wait on the box until it is claimed
 
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors"):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-        try:
-            driver.set_window_size(360, 800)
+        with phone_browser() as driver:
             driver.get(url)
             driver.find_element(By.ID, "email").send_keys("key.user@example.com")
             driver.find_element(By.ID, "site").send_keys("Front office")
@@ -77,8 +68,6 @@ def test_scan_claim_and_the_first_readings_are_in_the_vendors_database(
             took = time.monotonic() - submitted
             wait_for(lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "reporting",
                      20, "the claim page to show the first reading")
-        finally:
-            driver.quit()
         print(f"\nclaim to first reading: {took:.1f} s")
         box.wait_log(r"enrollment: claimed for site 'Front office'")
         wait_for(lambda: {serial for _, serial in stored_readings(vendor, identity.box)} == set(PRINTERS.values()),

@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from cloudstack import Vendor, reading, wait_for
+from cloudstack import Vendor, phone_browser, reading, wait_for
 from meterbox.box.enroll_client import EnrollClient, make_key_csr
 from meterbox_factory import label
 from support import require
@@ -60,9 +60,6 @@ def test_guessing_is_rate_limited_per_box_and_per_address(vendor: Vendor) -> Non
 
 def test_claim_in_chromium_on_a_phone_then_watch_the_box_connect(vendor: Vendor, work: Path) -> None:
     require("zbarimg", "apt-get install zbar-tools")
-    require("/usr/bin/chromedriver", "apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
 
     (identity,) = vendor.mint(1)
@@ -75,13 +72,7 @@ def test_claim_in_chromium_on_a_phone_then_watch_the_box_connect(vendor: Vendor,
     csr = make_key_csr(identity.folder)
     assert client.enroll(csr).state == "waiting"
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--ignore-certificate-errors"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    try:
-        driver.set_window_size(360, 800)
+    with phone_browser() as driver:
         driver.get(url)
         assert driver.find_element(By.ID, "box").get_attribute("value") == identity.box
         assert driver.find_element(By.ID, "code").get_attribute("value") == identity.claim_code
@@ -108,5 +99,3 @@ def test_claim_in_chromium_on_a_phone_then_watch_the_box_connect(vendor: Vendor,
         first = driver.find_element(By.ID, "step-reading").text
         assert re.search(r"after \d+\.\d s", enrolled) and re.search(r"after \d+\.\d s", first), (enrolled, first)
         box.close()
-    finally:
-        driver.quit()

@@ -162,7 +162,9 @@ class Store:
             self.db.execute("PRAGMA synchronous=FULL")      # durable at COMMIT: power cuts lose nothing
             self.db.execute("PRAGMA wal_autocheckpoint=1000")
             had_readings = self._has_readings_without_meter_state()
-            self.db.executescript(SCHEMA)
+            # One transaction: `meterbox status`, reading beside a daemon that is making its store,
+            # sees all the tables or none.
+            self.db.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
             self._migrate()
             if had_readings:
                 self.set_state(LEGACY_KEY, str(self.last_seq()))

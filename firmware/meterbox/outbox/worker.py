@@ -26,6 +26,7 @@ import sqlite3
 import threading
 from typing import Any, Callable, TypeVar
 
+from meterbox.background import settle
 from meterbox.outbox.store import Store, store_error
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ class StoreWorker:
             except BaseException as err:  # handed back to the awaiting coroutine, which decides
                 result, error = None, err
             try:
-                loop.call_soon_threadsafe(_settle, future, result, error)
+                loop.call_soon_threadsafe(settle, future, result, error)
             except RuntimeError:  # the loop is closed: nobody waits for this any more
                 pass
         self.store.close()
@@ -74,12 +75,3 @@ class StoreWorker:
                         "and its unfinished transaction is rolled back by SQLite at the next start")
             return False
         return True
-
-
-def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
