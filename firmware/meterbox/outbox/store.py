@@ -199,6 +199,8 @@ class Store:
             except sqlite3.Error as err:
                 last = err
                 store.db.close()
+                if "no such table" in str(err):   # the daemon has made the file, not yet its tables
+                    raise StoreMissing(f"the store at {path} is being made; try again in a moment") from err
         assert last is not None
         raise store_error(path, last, "read")
 
