@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import time
 from datetime import datetime, timezone
@@ -23,7 +22,7 @@ from meterbox.printers.reading import Device, Meter, Reading, Supply
 from meterbox.outbox.store import Store
 from support.broker import Broker
 from support.cli import run_cli
-from support.daemon import BOX_ID, BoxConfig, Daemon, PrinterEntry
+from support.daemon import BOX_ID, BoxConfig, Daemon, PrinterEntry, store_rows
 from support.pki import Pki
 from support.process import free_udp_port
 from support.snmpsim import Simulator
@@ -45,12 +44,8 @@ def three(printers: Simulator) -> list[PrinterEntry]:
 
 def stored(state_dir: Path) -> list[tuple[int, str, str, str, float | None]]:
     """(seq, id, kind, serial, sent_at) of every row, read without the daemon's help."""
-    db = sqlite3.connect(f"file:{state_dir / 'meterbox.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        return list(db.execute("SELECT seq, id, kind, serial, (SELECT at FROM sent s WHERE s.seq=m.seq)"
-                               " FROM messages m ORDER BY seq"))
-    finally:
-        db.close()
+    return store_rows(state_dir, "SELECT seq, id, kind, serial, (SELECT at FROM sent s WHERE s.seq=m.seq)"
+                                 " FROM messages m ORDER BY seq")
 
 
 def iso(ts: float) -> str:

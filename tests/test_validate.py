@@ -9,7 +9,7 @@ import pytest
 from meterbox.printers.reading import Meter
 from meterbox.printers.validate import CONFIRM, WRAP, Validator, counter_usage
 from support.broker import Broker
-from support.daemon import BoxConfig, Daemon, PrinterEntry
+from support.daemon import BoxConfig, Daemon, PrinterEntry, store_rows
 from support.snmpsim import Simulator
 from support.subscriber import Subscriber
 
@@ -149,15 +149,8 @@ BLACK = "1.3.6.1.4.1.11.2.3.9.4.2.1.4.1.2.6.0"   # HP totalMonoPageCount (INTEGE
 def stored_meters(state_dir: Path) -> list[dict[str, int]]:
     """The meters of every stored reading (what the box would send), read without the daemon."""
     import json
-    import sqlite3
     import zlib
-    if not (state_dir / "meterbox.db").exists():
-        return []                     # the daemon has not made its store yet
-    db = sqlite3.connect(f"file:{state_dir / 'meterbox.db'}?mode=ro", uri=True, timeout=10)
-    try:
-        rows = db.execute("SELECT payload FROM messages WHERE kind='reading' ORDER BY seq").fetchall()
-    finally:
-        db.close()
+    rows = store_rows(state_dir, "SELECT payload FROM messages WHERE kind='reading' ORDER BY seq")
     return [{m["name"]: m["value"] for m in json.loads(zlib.decompress(p))["meters"]} for (p,) in rows]
 
 

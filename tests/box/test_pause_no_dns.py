@@ -18,6 +18,7 @@ import pytest
 
 from support import PRINTERS, require
 from support.cli import run_cli
+from support.daemon import store_rows
 from support.loop import wait_until
 from support.process import log_tail, spawn, terminate
 from support.snmpsim import responder_binary
@@ -44,15 +45,8 @@ def namespace() -> Iterator[str]:
 
 
 def readings(state: Path) -> int:
-    import sqlite3
-    db = state / "meterbox.db"
-    if not db.exists():
-        return 0
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-        try:
-            return int(conn.execute("SELECT count(*) FROM messages WHERE kind='reading'").fetchone()[0])
-        except sqlite3.Error:
-            return 0
+    rows = store_rows(state, "SELECT count(*) FROM messages WHERE kind='reading'")
+    return int(rows[0][0]) if rows else 0
 
 
 def test_a_paused_box_looks_up_no_name_and_a_resumed_one_does_at_once(namespace: str, tmp_path: Path,

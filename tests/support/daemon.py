@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -24,6 +25,24 @@ from .process import log_tail, spawn, terminate
 
 BOX_ID = "MB-7F3A9C"
 STOP_TIMEOUT = 8.0   # the daemon stops in under 2 s (it logs how long); this leaves room for a loaded CI machine
+
+
+def store_rows(state_dir: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of a query on the daemon's store, read without its help; [] until the store exists.
+
+    A starting daemon creates meterbox.db a moment before its tables, so a reader that polls
+    while it starts sees a file with no tables: that is "no rows yet", not a failure."""
+    db = state_dir / "meterbox.db"
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"messages", "sent"} <= tables:
+            return []
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
 
 
 @dataclass
