@@ -7,9 +7,7 @@ import io
 import json
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -20,6 +18,7 @@ from support.broker import Broker
 from support.cli import run_cli
 from support.daemon import BOX_ID, BoxConfig
 from support.pki import CertPair, Pki
+from support.tmpfs import read_only, tmpfs
 
 
 @pytest.fixture(autouse=True)
@@ -134,16 +133,6 @@ def test_an_expired_ca_is_reported(tmp_path: Path, pki: Pki, broker: Broker) -> 
     assert "uplink.ca_file" in out and "expired on" in out and "ask the vendor for its new CA" in out
 
 
-@contextlib.contextmanager
-def tmpfs(where: Path) -> Iterator[None]:
-    """A file system of its own at WHERE (remounted read-only by the test), removed even on failure."""
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(where)], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 @pytest.mark.parametrize("wal", [False, True], ids=["closed", "wal-and-shm-left"])
 def test_a_read_only_card_is_read_only_not_damaged(tmp_path: Path, wal: bool) -> None:
     box = BoxConfig(state_dir=tmp_path / "state")
@@ -158,7 +147,7 @@ def test_a_read_only_card_is_read_only_not_damaged(tmp_path: Path, wal: bool) ->
     with tmpfs(box.state_dir):
         for suffix in ("", "-wal", "-shm") if wal else ("",):
             shutil.copy(f"{made}{suffix}", box.state_dir / f"meterbox.db{suffix}")
-        subprocess.run(["mount", "-o", "remount,ro", str(box.state_dir)], check=True)
+        read_only(box.state_dir)
         code, out = doctor(box.write(tmp_path / "meterbox.toml"))
     db.close()
     assert "damaged" not in out, out

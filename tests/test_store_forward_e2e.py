@@ -6,11 +6,9 @@ clear error while the daemon goes on."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
 import os
 import random
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +25,7 @@ from support.pki import Pki
 from support.process import free_udp_port
 from support.snmpsim import Simulator
 from support.subscriber import Subscriber
+from support.tmpfs import read_only, tmpfs
 
 THREE = {"jetdirect_m130nw": "VNCRC48198", "konica_c250i": "AA2M021115700", "epson": "X3B8022793"}
 CRASH_ROUNDS = int(os.environ.get("METERBOX_CRASH_ROUNDS", "50"))
@@ -189,16 +188,6 @@ def test_readings_from_a_boot_that_never_synced_go_marked_unsynced(
         assert r["clock"] == "unsynced" and r["read_at"].startswith("1970-01-0")  # marked, never passed as true
 
 
-@contextlib.contextmanager
-def tmpfs(where: Path, options: str) -> Iterator[None]:
-    """A small (or read-only) file system of its own at WHERE, removed even when the test fails."""
-    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
 def test_a_read_only_store_is_one_clear_error_and_polling_goes_on(
         tmp_path: Path, printers: Simulator, own_broker: Broker) -> None:
     state = tmp_path / "state"
@@ -256,7 +245,7 @@ def test_a_paused_box_stays_paused_on_a_read_only_card_and_the_office_keeps_cont
             daemon.wait_status(lambda s: bool(s["last_upload"]), timeout=20)
             assert "paused" in run_cli("pause", "--config", str(config))
             daemon.wait_log(r"uploads paused")
-        subprocess.run(["mount", "-o", "remount,ro", str(state)], check=True)   # the card wears out
+        read_only(state)
         connects_before = own_broker.log().count("New client connected")
         with Daemon(config, tmp_path) as daemon:
             daemon.wait_log(r"uploads are paused")

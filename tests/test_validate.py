@@ -9,9 +9,11 @@ import pytest
 from meterbox.printers.reading import Meter
 from meterbox.printers.validate import CONFIRM, WRAP, Validator, counter_usage
 from support.broker import Broker
+from support.cli import run_cli
 from support.daemon import BoxConfig, Daemon, PrinterEntry, store_rows
 from support.snmpsim import Simulator
 from support.subscriber import Subscriber
+from support.tmpfs import read_only, tmpfs
 
 LIFE = "1.3.6.1.2.1.43.10.2.1.4.1.1"
 
@@ -187,6 +189,39 @@ def test_daemon_restart_keeps_held_missing_and_pending_meters(tmp_path: Path) ->
     assert totals[0] == 1_000_000 and totals[-1] == 1_000_050 and min(totals) == 1_000_000
     assert blacks[0] == 900_000 and blacks[-1] == 900_010 and min(blacks) == 900_000
     assert "was a bad read" in log
+
+
+def test_a_restart_on_a_read_only_card_keeps_the_held_meter_from_the_card(tmp_path: Path, broker: Broker) -> None:
+    """1,000,000 -> 0 (held) -> the card turns read-only -> restart on an in-memory store: the 0 is
+    still held, from the baselines the card holds, and never reaches the vendor as a new baseline."""
+    state = tmp_path / "state"
+    state.mkdir()
+    with Simulator.with_recordings(["jetdirect_m130nw"], tmp_path / "p") as sim, tmpfs(state, "size=16m"):
+        sim.set_values("jetdirect_m130nw", {TOTAL: 1_000_000, BLACK: 900_000})
+        box = BoxConfig(state_dir=state, broker=broker, interval="3s",
+                        printers=[PrinterEntry(sim.address, "jetdirect_m130nw")])
+        config = box.write(tmp_path / "meterbox.toml")
+        with Daemon(config, tmp_path) as daemon:
+            daemon.wait_status(lambda s: any(m.get("impressions.total") == 1_000_000
+                                             for m in stored_meters(state)), timeout=20)
+            sim.set_values("jetdirect_m130nw", {TOTAL: 0})
+            daemon.wait_status(lambda s: any(f"(1/{CONFIRM})" in h["reason"] for h in s["meters_held"]), timeout=20)
+        read_only(state)
+        with Subscriber(broker) as sub, Daemon(config, tmp_path) as daemon:
+            daemon.wait_log(r"read-only.*readings are kept in memory only", timeout=20)
+            status = daemon.wait_status(lambda s: any(f"(2/{CONFIRM})" in h["reason"] for h in s["meters_held"]),
+                                        timeout=20)
+            sim.set_values("jetdirect_m130nw", {TOTAL: 1_000_050})
+            totals = lambda: [x["value"] for m in sub.on("readings") for x in m.json["meters"]  # noqa: E731
+                              if x["name"] == "impressions.total"]
+            sub.wait_for(lambda ms: 1_000_050 in totals(), timeout=20)
+            text = run_cli("status", "--config", str(config))
+            log = daemon.log()
+    assert status["live"]["fault"] == "storage", status["live"]        # the red LED's storage code
+    assert "FAULT" in text and "readings in memory only (lost on a power cut)" in text, text
+    assert "dropped to 0 from 1,000,000" in {h["meter"]: h["reason"] for h in status["meters_held"]}["impressions.total"]
+    assert totals() and min(totals()) >= 1_000_000, totals()   # the 0 was never sent, not even as a baseline
+    assert "meter baselines of 1 printer were read from it" in log and "was a bad read" in log
 
 
 def _poll_meters(sim: Simulator, community: str) -> dict[str, Meter]:

@@ -332,6 +332,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                    "enrollment": _enrollment(cfg)}
     if running and running.get("uplink_error") is not None:
         summary["last_error"] = running["uplink_error"]
+    if running and "meters_held" in running:   # the daemon's own view: its store may be in memory, not this file
+        summary["meters_held"] = running["meters_held"]
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
         return 0
@@ -395,7 +397,11 @@ def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
             fault = Legend.load().fault(live["fault"])
             lines.append(f"FAULT, red LED {fault.blinks} blinks: {fault.title}. {fault.meaning} "
                          f"What to do: {fault.action}")
-        if live.get("store_error"):
+        if live.get("store_in_memory"):
+            lines.append(f"store problem: {live['store_error']}; the daemon keeps its readings in memory only "
+                         "(lost on a power cut) until this is fixed and it is restarted; printers and backlog "
+                         "below are from the store file as it was")
+        elif live.get("store_error"):
             lines.append(f"store problem: {live['store_error']}; {live.get('in_memory', 0)} readings kept in memory")
     else:
         lines.append("daemon: NOT running; start it with `systemctl start meterbox` (what follows is from the store)")

@@ -325,7 +325,7 @@ class Daemon:
         p = self.parts
         status = self._live or await self._live_status()
         fault = self.faults.fault(Facts(
-            store_error=p.commits.error is not None,
+            store_error=p.commits.error is not None or p.db.store.fallback is not None,
             uplink_code=self._uplink_code or (p.enrollment.error_code if p.enrollment else None),
             printers=len(p.fleet.pollers), polled=p.fleet.polled(), answering=status.get("answering", 0),
             reported=status.get("reported", 0), swept=p.fleet.swept, clock_synced=p.timekeeper.synced()))
@@ -351,6 +351,7 @@ class Daemon:
         text = json.dumps(held, ensure_ascii=False) if held else None
         if text != self._held_text:  # compared in memory: no SQLite per poll
             self._held_text = text
+            self._live_dirty.set()      # the live status carries them too: a store in memory is not the card's
             await self._save_state("meters_held", text)
 
     async def _save_state(self, key: str, value: str | None) -> None:
@@ -405,6 +406,9 @@ class Daemon:
         return {"box": self.cfg.box_id, "printers": len(p.fleet.pollers), "answering": seen, "reported": reported,
                 "claimed": p.enrollment.claimed if p.enrollment else None,
                 "paused": p.pause.paused, "connected": bool(p.uplink and p.uplink.connected),
-                "uplink": bool(p.uplink), "uplink_error": self.uplink_error, "store_error": p.commits.error,
+                "uplink": bool(p.uplink), "uplink_error": self.uplink_error,
+                "store_error": p.commits.error or p.db.store.fallback,
+                "store_in_memory": p.db.store.fallback is not None,
+                "meters_held": json.loads(self._held_text or "[]"),
                 "in_memory": len(p.commits.readings), "backlog": backlog, "last_upload": last_upload,
                 "clock": "synchronised" if p.timekeeper.synced() else "not synchronised"}

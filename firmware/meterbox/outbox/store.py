@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from meterbox.errors import StoreError
-from meterbox.logs import log_once
+from meterbox.logs import log_once, plural
 from meterbox.outbox import wire
 from meterbox.printers.reading import Device, Reading, new_id, utc_iso
 
@@ -150,6 +150,7 @@ class Store:
         self.path = path
         self._polled: dict[str, tuple[tuple[str | None, str | None], float]] = {}
         self._low = 0  # no unsent message has a lower seq: the outbox scan starts here
+        self.fallback: str | None = None  # why the daemon runs on this in-memory store instead of its file
         self.db = sqlite3.connect(":memory:")  # replaced below; lets close() work after a failed open
         try:
             if str(path) != ":memory:":
@@ -272,13 +273,13 @@ class Store:
         """Keep the validator's STATE of one printer (Validator.export) on its own commit."""
         self._tx([self._meter_state_statement(serial, state)])
 
-    def meter_state(self, serial: str) -> dict[str, Any] | None:
+    def meter_state(self, serial: str, *, keep: bool = True) -> dict[str, Any] | None:
         """Where validation continues after a restart: Validator.restore's input; None without history.
 
         "accepted" holds every meter's last accepted value: the printer's newest reading, and for
         the meters it lacks (held, missing) the value kept in the stored state. In a store from
         before meter_state, each meter comes from the newest reading that holds it (searched once
-        per printer, then kept as its state).
+        per printer, then kept as its state unless KEEP is false: a read-only store).
         """
         row = self.db.execute("SELECT state FROM meter_state WHERE serial=?", (serial,)).fetchone()
         newest = {m["name"]: m["value"] for m in self.last_meters(serial)}
@@ -287,11 +288,21 @@ class Store:
             if older is None:
                 return {"accepted": newest} if newest else None
             stored: dict[str, Any] = {"accepted": older}
-            self.save_meter_state(serial, stored)
+            if keep:
+                self.save_meter_state(serial, stored)
         else:
             stored = json.loads(row[0])
         # A meter in the newest reading was accepted after any state that lacked it.
         return {**stored, "accepted": {**stored.get("accepted", {}), **newest}}
+
+    def meter_states(self) -> dict[str, dict[str, Any]]:
+        """Every printer's meter_state, nothing written: the baselines a read-only store still holds."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meter_state" not in tables:   # a store older than meter_state, never migrated: newest readings only
+            return {serial: {"accepted": {m["name"]: m["value"] for m in self.last_meters(serial)}}
+                    for (serial,) in self.db.execute("SELECT serial FROM latest")}
+        serials = [r[0] for r in self.db.execute("SELECT serial FROM latest UNION SELECT serial FROM meter_state")]
+        return {serial: state for serial in serials if (state := self.meter_state(serial, keep=False))}
 
     def _legacy_meters(self, serial: str, newest: dict[str, int]) -> dict[str, int] | None:
         """Meters the newest reading lacks, from the newest older reading holding each; None if not a legacy store."""
@@ -653,11 +664,41 @@ def open_store(path: Path) -> Store:
         except OSError as move:
             log.error("store %s: cannot move the damaged file aside (%s); keeping readings in memory only",
                       path, move.strerror or move)
-            return Store(Path(":memory:"))
+            memory = Store(Path(":memory:"))
+            memory.fallback = f"{err}; the damaged file cannot be moved aside ({move.strerror or move})"
+            return memory
         log.error("store %s: the damaged file was moved to %s and a new store started; to send the "
                   "readings it still holds: meterbox doctor --recover %s", path, aside, aside)
         return open_store(path)
     except StoreError as err:
         log.error("%s; readings are kept in memory only (lost on a power cut) until this is fixed "
                   "and the service restarted", err)
-        return Store(Path(":memory:"))
+        return _memory_store(path, str(err))
+
+
+def _memory_store(path: Path, why: str) -> Store:
+    """An in-memory store that starts from the meter baselines the unwritable store at PATH still holds.
+
+    Without them a meter held back before the restart (a bogus 0) would be taken as the new
+    baseline, and the next true value billed as a jump from it.
+    """
+    memory = Store(Path(":memory:"))
+    memory.fallback = why
+    try:
+        disk = Store.reader(path)
+    except StoreError:          # no store yet, or not even readable: nothing to start from
+        return memory
+    try:
+        states = disk.meter_states()
+    except sqlite3.Error as err:
+        log.warning("store %s: its meter baselines cannot be read (%s); meter checks start again from "
+                    "each printer's next reading", path, err)
+        return memory
+    finally:
+        disk.close()
+    for serial, state in states.items():
+        memory.save_meter_state(serial, state)
+    if states:
+        log.info("store %s: the meter baselines of %s were read from it; meter checks go on from them",
+                 path, plural(len(states), "printer"))
+    return memory
