@@ -86,3 +86,50 @@ def test_an_admin_set_printer_name_never_becomes_the_model(tmp_path) -> None:  #
 def test_a_bad_address_is_one_line() -> None:
     err = run_cli_fail("poll", "printer:abc")
     assert "'printer:abc' is not a printer address" in one_line(err.stderr)
+
+
+def test_a_printer_named_by_host_name_is_read_and_an_unknown_name_is_one_line(printers: Simulator) -> None:
+    """Offices type host names: the name is resolved (once) and the printer read; a name that does not
+    resolve says so, not "no answer"."""
+    out = run_cli("poll", f"localhost:{printers.port}", "--community", "jetdirect_m130nw", "--json")
+    assert '"serial": "VNCRC48198"' in out
+    err = run_cli_fail("poll", "no-such-printer.invalid", "--timeout", "0.3")
+    line = one_line(err.stderr)
+    assert "cannot resolve the address" in line and "check the host name" in line
+
+
+@pytest.fixture
+def answers_from_another_port(printers: Simulator) -> Iterator[str]:
+    """Relays each request to the real agent and sends its answer back from a different port:
+    a datagram from an address the request did not go to, which must not be taken as the answer."""
+    front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    front.bind(("127.0.0.1", 0))
+    front.settimeout(0.2)
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    back.settimeout(2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = front.recvfrom(65535)
+                back.sendto(data, (printers.host, printers.port))
+                answer, _ = back.recvfrom(65535)
+            except socket.timeout:
+                continue
+            other.sendto(answer, peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{front.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    for s in (front, other, back):
+        s.close()
+
+
+def test_an_answer_from_another_port_is_not_the_printers_answer(answers_from_another_port: str) -> None:
+    err = run_cli_fail("poll", answers_from_another_port, "--community", "jetdirect_m130nw", "--timeout", "0.5")
+    assert "no answer within 0.5s" in one_line(err.stderr)

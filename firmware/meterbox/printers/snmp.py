@@ -1,77 +1,37 @@
-"""SNMP access: the only module that imports pysnmp.
+"""SNMP access: the only module the rest of the firmware reads printers through.
 
 Python's cost is per PDU (BER in pyasn1), so this module asks for few, full PDUs:
-one GET for all scalars, one GETBULK walking several table columns side by side,
-and no MIB look-ups (``lookupMib=False``). The engine lives as long as the daemon.
+one GET for all scalars, one GETBULK walking several table columns side by side.
+v1 and v2c go out as plain datagrams (datagrams.py); SNMPv3 goes through pysnmp's engine
+(snmpv3.py), loaded the first time a printer is read with an SNMPv3 user.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sys
-import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Union, cast
+from typing import TYPE_CHECKING, Any, Iterable, Union, cast
 
-# The box sends numeric OIDs only and never compiles MIBs. When pysmi happens to be
-# installed (snmpsim needs it in the test environment) pysnmp imports it and with it
-# jinja2 and requests: about 12 MB of RSS and 0.1 s of start-up. Keep it out.
-sys.modules.setdefault("pysmi", None)  # type: ignore[arg-type]
-
-from pysnmp.entity.rfc3413 import cmdgen  # noqa: E402
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    SnmpEngine,
-    UdpTransportTarget,
-    Udp6TransportTarget,
-    UsmUserData,
-)
-from pysnmp.hlapi.v3arch.asyncio import auth as _auth
-from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
-from pyasn1.codec.ber import decoder, encoder
-from pyasn1.error import PyAsn1Error
 from pyasn1.type import univ
-from pysnmp.proto import api, errind, rfc1902, rfc1905
-from pysnmp.proto.mpmod.rfc3412 import SNMPv3Message
-from pysnmp.proto.secmod.rfc3414.service import UsmSecurityParameters
+from pysnmp.proto import rfc1902, rfc1905
 
 from meterbox.config import Credential
-from meterbox.errors import PrinterMisbehaves, PrinterUnreachable, SnmpAuthError, SnmpError
+from meterbox.errors import MeterboxError, PrinterMisbehaves, PrinterUnreachable, SnmpAuthError, SnmpError
+from meterbox.printers import datagrams
 from meterbox.printers.columns import FULL, GET, Columns, Memory
+from meterbox.printers.datagrams import BULK, NEXT, Datagrams
+
+if TYPE_CHECKING:
+    from meterbox.printers.snmpv3 import V3Engine
 
 log = logging.getLogger(__name__)
 
 #: A decoded SNMP value: numbers as int, strings as bytes (printers send binary and
 #: odd charsets), OBJECT IDENTIFIERs as dotted str.
 Value = Union[int, bytes, str]
-
-_AUTH = {
-    "MD5": _auth.usmHMACMD5AuthProtocol,
-    "SHA": _auth.usmHMACSHAAuthProtocol,
-    "SHA224": _auth.usmHMAC128SHA224AuthProtocol,
-    "SHA256": _auth.usmHMAC192SHA256AuthProtocol,
-    "SHA384": _auth.usmHMAC256SHA384AuthProtocol,
-    "SHA512": _auth.usmHMAC384SHA512AuthProtocol,
-}
-_PRIV = {
-    "DES": _auth.usmDESPrivProtocol,
-    "AES": _auth.usmAesCfb128Protocol,
-    "AES128": _auth.usmAesCfb128Protocol,
-    "AES192": _auth.usmAesCfb192Protocol,
-    "AES256": _auth.usmAesCfb256Protocol,
-}
-#: errorIndications that mean "the printer does not accept these credentials"
-_AUTH_FAILURES = (
-    errind.UnknownUserName,
-    errind.WrongDigest,
-    errind.AuthenticationFailure,
-    errind.UnsupportedSecurityLevel,
-    errind.DecryptionError,
-    errind.UnknownEngineID,
-)
 
 
 @dataclass(frozen=True)
@@ -123,7 +83,7 @@ def _convert(value: object) -> Value | None:
 
 
 class SnmpClient:
-    """Reads printers. One per daemon: the engine and transports are reused between polls.
+    """Reads printers. One per daemon: its socket (and the SNMPv3 engine) are reused between polls.
 
     Every walk is bounded (MAX_ROWS per column, MAX_WALK_REQUESTS and a time limit), and an
     answer that is not SNMP (random bytes, an INTEGER of 2^100, a negative Counter32, a
@@ -132,40 +92,24 @@ class SnmpClient:
     """
 
     def __init__(self) -> None:
-        self.engine = SnmpEngine()
-        self._transports: dict[tuple[str, int, float, int], UdpTransportTarget] = {}
+        self._datagrams = Datagrams(on_malformed=self._note_malformed)
+        self._v3: V3Engine | None = None
+        self._addresses: dict[str, str] = {}    # host as configured -> IP address, resolved once
         self.requests = 0  # PDUs sent, for benchmarks and `--explain`
         self._memory: dict[tuple[object, ...], Memory] = {}
         self._malformed: dict[tuple[str, int], tuple[float, str]] = {}   # address -> (when, what)
-        self._guard_receive()
 
     def close(self) -> None:
         """Release the UDP sockets."""
-        self.engine.close_dispatcher()
+        self._datagrams.close()
+        if self._v3 is not None:
+            self._v3.close()
 
-    def _guard_receive(self) -> None:
-        """Note answers pysnmp cannot parse, by sender; keep its exceptions out of asyncio's log.
-
-        pysnmp counts an unparsable message in snmpInASNParseErrs and drops it (the request
-        then times out); some garbage raises out of its decoder instead, and asyncio logged
-        that with a 26-line traceback on every datagram.
-        """
-        dispatcher = self.engine.message_dispatcher
-        receive = dispatcher.receive_message
-        (parse_errors,) = self.engine.get_mib_builder().import_symbols("__SNMPv2-MIB", "snmpInASNParseErrs")
-
-        def guarded(engine: Any, domain: Any, address: Any, message: bytes) -> Any:
-            before = int(parse_errors.syntax)
-            try:
-                result = receive(engine, domain, address, message)
-            except Exception as err:  # noqa: BLE001 -- anything the wire brings, pysnmp's decoder may raise
-                self._note_malformed(address, f"{len(message)} bytes that are not SNMP: {type(err).__name__}")
-                return b""
-            if int(parse_errors.syntax) != before:
-                self._note_malformed(address, f"{len(message)} bytes that do not decode as SNMP")
-            return result
-
-        dispatcher.receive_message = guarded
+    def _engine(self) -> V3Engine:
+        if self._v3 is None:
+            from meterbox.printers.snmpv3 import V3Engine   # loads pysnmp's engine and ciphers: v3 only
+            self._v3 = V3Engine(on_malformed=self._note_malformed)
+        return self._v3
 
     def _note_malformed(self, address: Any, what: str) -> None:
         try:
@@ -177,60 +121,52 @@ class SnmpClient:
         self._malformed[key] = (time.monotonic(), what)
         log.debug("malformed SNMP answer from %s:%s ignored: %s", key[0], key[1], what)  # detail for --debug only
 
-    async def _transport(self, target: Target) -> UdpTransportTarget:
-        key = (target.host, target.port, target.timeout, target.retries)
-        if key not in self._transports:
-            cls = Udp6TransportTarget if ":" in target.host else UdpTransportTarget
+    async def _address(self, target: Target) -> str:
+        """The target's IP address (a host name is resolved once, as the printer's address)."""
+        host = target.host
+        if host not in self._addresses:
             try:
-                self._transports[key] = await cls.create(
-                    (target.host, target.port), timeout=target.timeout, retries=target.retries
-                )
-            except Exception as err:  # pysnmp wraps resolver failures in its own error
-                raise PrinterUnreachable(
-                    f"printer at {target.address}: cannot resolve the address ({err}); "
-                    "check the host name or use an IP address"
-                ) from err
-        return self._transports[key]
+                socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+                self._addresses[host] = host
+            except OSError:
+                try:
+                    infos = await asyncio.get_running_loop().getaddrinfo(host, target.port, type=socket.SOCK_DGRAM)
+                except OSError as err:
+                    raise PrinterUnreachable(
+                        f"printer at {target.address}: cannot resolve the address ({err.strerror or err}); "
+                        "check the host name or use an IP address") from err
+                self._addresses[host] = str(infos[0][4][0])
+        return self._addresses[host]
 
-    @staticmethod
-    def _auth(cred: Credential) -> CommunityData | UsmUserData:
-        if cred.version == "3":
-            auth = _AUTH[cred.auth_protocol] if cred.auth_key else _auth.usmNoAuthProtocol
-            priv = _PRIV[cred.priv_protocol] if cred.priv_key else _auth.usmNoPrivProtocol
-            return UsmUserData(
-                cred.user,
-                authKey=cred.auth_key.reveal() if cred.auth_key else None,
-                privKey=cred.priv_key.reveal() if cred.priv_key else None,
-                authProtocol=auth,
-                privProtocol=priv,
-            )
-        return CommunityData(cred.community.reveal(), mpModel=0 if cred.version == "1" else 1,
-                             contextName=cred.context)
-
-    def _check(self, target: Target, indication: object, sent: float, address: tuple[str, int]) -> None:
-        """Turn pysnmp's errorIndication into one clear MeterboxError."""
+    def _no_answer(self, target: Target, sent: float, address: tuple[str, int]) -> MeterboxError:
+        """A request that timed out: "malformed answer" if the address sent garbage meanwhile."""
         cred = target.credential
-        if isinstance(indication, errind.RequestTimedOut):
-            noted = self._malformed.get(address)
-            if noted and noted[0] >= sent:   # the same words every time: status is written on a change
-                raise PrinterMisbehaves(f"printer at {target.address}: answered with a malformed SNMP message; "
-                                        "restart the printer or update its firmware")
-            hint = (
-                f"check that it is switched on and that SNMPv3 user {cred.user!r} exists"
-                if cred.version == "3"
-                else "check that it is switched on, that SNMP is enabled and that the community is right"
-            )
-            raise PrinterUnreachable(
-                f"printer at {target.address}: no answer within {target.timeout:g}s "
-                f"({target.retries} {'retry' if target.retries == 1 else 'retries'}); {hint}"
-            )
-        if isinstance(indication, _AUTH_FAILURES):
-            raise SnmpAuthError(
-                f"printer at {target.address}: SNMPv3 user {cred.user!r} rejected ({indication}); "
+        noted = self._malformed.get(address)
+        if noted and noted[0] >= sent:   # the same words every time: status is written on a change
+            return PrinterMisbehaves(f"printer at {target.address}: answered with a malformed SNMP message; "
+                                     "restart the printer or update its firmware")
+        hint = (
+            f"check that it is switched on and that SNMPv3 user {cred.user!r} exists"
+            if cred.version == "3"
+            else "check that it is switched on, that SNMP is enabled and that the community is right"
+        )
+        return PrinterUnreachable(
+            f"printer at {target.address}: no answer within {target.timeout:g}s "
+            f"({target.retries} {'retry' if target.retries == 1 else 'retries'}); {hint}"
+        )
+
+    def _v3_error(self, target: Target, indication: object, sent: float, address: tuple[str, int]) -> MeterboxError:
+        """pysnmp's errorIndication as one clear MeterboxError."""
+        from meterbox.printers.snmpv3 import auth_failed, timed_out
+        if timed_out(indication):
+            return self._no_answer(target, sent, address)
+        if auth_failed(indication):
+            return SnmpAuthError(
+                f"printer at {target.address}: SNMPv3 user {target.credential.user!r} rejected ({indication}); "
                 "check the user name, auth and priv keys and protocols under [[credentials]]"
             )
-        raise SnmpError(f"printer at {target.address}: SNMP error: {indication}; check the printer's "
-                        "SNMP settings (version, community or v3 user) and that its agent is enabled")
+        return SnmpError(f"printer at {target.address}: SNMP error: {indication}; check the printer's "
+                         "SNMP settings (version, community or v3 user) and that its agent is enabled")
 
     @staticmethod
     def _status_error(target: Target, status: int, index: object) -> SnmpError:
@@ -243,7 +179,7 @@ class SnmpClient:
         oids = list(oids)
         if not oids:
             return {}
-        status, binds = await self._send(target, _GET, oids)
+        status, binds = await self._send(target, datagrams.GET, oids)
         if status and len(oids) > 1 and (status == 1 or (status == 2 and target.credential.version == "1")):
             # tooBig: the answer does not fit the printer's message size; noSuchName (v1): one
             # missing OID fails the whole PDU. Either way, split and ask again.
@@ -344,43 +280,36 @@ class SnmpClient:
 
     async def _next_batch(self, target: Target, oids: list[str], max_repetitions: int) -> list[tuple[object, object]]:
         if target.credential.version == "1":
-            status, binds = await self._send(target, _NEXT, oids)
+            status, binds = await self._send(target, NEXT, oids)
             return [] if status == 2 else binds  # noSuchName: v1's end of the MIB view
-        status, binds = await self._send(target, _BULK, oids, max_repetitions)
+        status, binds = await self._send(target, BULK, oids, max_repetitions)
         if status == 1 and max_repetitions > 1:   # tooBig: fewer rows per answer
             return await self._next_batch(target, oids, max_repetitions // 2)
         return [] if status else binds
 
-    async def _send(self, target: Target, generator: Any, oids: list[str],
+    async def _send(self, target: Target, kind: str, oids: list[str],
                     max_repetitions: int = 0) -> tuple[int, list[tuple[object, object]]]:
-        """One PDU through pysnmp's command generators, skipping hlapi's per-OID MIB resolution.
-
-        hlapi resolves every request OID through the MIB view even with lookupMib=False;
-        that was a third of a poll's CPU. Raw (ObjectName, Null) pairs go straight to BER.
-        """
-        transport = await self._transport(target)
+        """One PDU (datagrams.GET, NEXT or BULK); (error-status, varbinds) of its answer."""
+        host = await self._address(target)
         cred = target.credential
-        addr_name, _ = LCD.configure(self.engine, self._auth(cred), transport, cred.context)
-        future: asyncio.Future[tuple[object, int, object, list[tuple[object, object]]]] = \
-            asyncio.get_running_loop().create_future()
-
-        def done(engine: object, handle: object, indication: object, status: Any, index: object,
-                 binds: list[tuple[object, object]], ctx: object) -> None:
-            if not future.done():
-                future.set_result((indication, int(status) if status else 0, index, binds))
-
-        binds_in = [(rfc1902.ObjectName(o), _NULL) for o in oids]
         self.requests += 1
         sent = time.monotonic()
-        if generator is _BULK:
-            _BULK.send_varbinds(self.engine, addr_name, None, cred.context, 0, max_repetitions,
-                                binds_in, done)
+        if cred.version == "3":
+            engine = self._engine()
+            transport = await engine.transport(host, target.port, target.timeout, target.retries)
+            indication, status, index, binds = await engine.send(transport, cred, kind, oids, max_repetitions)
+            if indication:
+                address = transport.transport_address
+                raise self._v3_error(target, indication, sent, (str(address[0]), int(address[1])))
         else:
-            generator.send_varbinds(self.engine, addr_name, None, cred.context, binds_in, done)
-        indication, status, index, binds = await future
-        if indication:
-            address = transport.transport_address
-            self._check(target, indication, sent, (str(address[0]), int(address[1])))
+            request_id = self._datagrams.new_id()
+            packet = datagrams.request(cred.version, cred.community.reveal(), kind, oids,
+                                       request_id, max_repetitions)
+            reply = await self._datagrams.exchange(host, target.port, request_id, packet, target.timeout,
+                                                   tries=target.retries + 1)
+            if reply is None:
+                raise self._no_answer(target, sent, (host, target.port))
+            status, index, binds = datagrams.response(reply)
         if status not in (0, 1, 2):  # tooBig and noSuchName are for the caller to handle
             raise self._status_error(target, status, index)
         return status, list(binds)
@@ -392,10 +321,6 @@ MAX_ROWS = 128           # rows per column: the longest printer table seen has 2
 MAX_WALK_REQUESTS = 40   # PDUs per walk
 MAX_OID_ARCS = 128       # RFC 2578: an OID has at most 128 sub-identifiers
 WALK_TIME = 4            # a walk may take this many times a request's timeout with all its retries
-_GET = cmdgen.GetCommandGenerator()
-_NEXT = cmdgen.NextCommandGenerator()
-_BULK = cmdgen.BulkCommandGenerator()
-_NULL = rfc1902.Null("")
 
 
 def _oid_key(oid: str) -> tuple[int, ...]:
@@ -423,134 +348,45 @@ def text(value: Value | None) -> str | None:
 class Prober:
     """Sweep probes as raw datagrams: one GET (v1/v2c) or one SNMPv3 engine discovery each.
 
-    pysnmp's high-level API configures every new address into its engine's MIB tables
-    and resolves every varbind through the MIB: about 8 ms of CPU per address, fine for
-    polling printers, too slow for a thousand mostly silent addresses. A probe needs
-    neither: its message is encoded with pysnmp's message API, sent from one socket per
-    address family, and its answer matched by request id (msgID for v3).
+    A thousand mostly silent addresses: each probe is one message encoded with pysnmp's
+    message API, sent from one socket per address family (datagrams.py), and its answer
+    matched by request id (msgID for v3), from any port of the address probed.
     """
 
     def __init__(self) -> None:
-        self._transports: dict[int, asyncio.DatagramTransport] = {}
-        self._waiting: dict[int, tuple[str, asyncio.Future[Any]]] = {}
-        self.sent = 0                      # datagrams sent, for benchmarks
+        self._datagrams = Datagrams()
+
+    @property
+    def sent(self) -> int:
+        """Datagrams sent, for benchmarks."""
+        return self._datagrams.sent
 
     async def get(self, host: str, port: int, credential: Credential, oids: Iterable[str],
                   timeout: float) -> dict[str, Value] | None:
         """One v1/v2c GET: the values (missing ones left out), or None without an answer in time."""
-        module = api.PROTOCOL_MODULES[api.SNMP_VERSION_1 if credential.version == "1" else api.SNMP_VERSION_2C]
-        request_id = self._new_id()
-        pdu = module.GetRequestPDU()
-        module.apiPDU.set_defaults(pdu)
-        module.apiPDU.set_request_id(pdu, request_id)
-        module.apiPDU.set_varbinds(pdu, [(module.ObjectIdentifier(o), module.Null("")) for o in oids])
-        message = module.Message()
-        module.apiMessage.set_defaults(message)
-        module.apiMessage.set_community(message, credential.community.reveal())
-        module.apiMessage.set_pdu(message, pdu)
-        reply = await self._exchange(host, port, request_id, encoder.encode(message), timeout)
+        request_id = self._datagrams.new_id()
+        packet = datagrams.request(credential.version, credential.community.reveal(), datagrams.GET, list(oids),
+                                   request_id)
+        reply = await self._datagrams.exchange(host, port, request_id, packet, timeout, any_port=True)
         if reply is None:
             return None
-        module = api.PROTOCOL_MODULES[int(reply["version"])]
-        binds = module.apiPDU.get_varbinds(module.apiMessage.get_pdu(reply))
+        try:
+            _, _, binds = datagrams.response(reply)
+        except Exception:  # noqa: BLE001 -- an SNMPv3 message that happened to carry this id
+            return None
         return {str(name): v for name, raw in binds if (v := _convert(raw)) is not None}
 
     async def v3_engine(self, host: str, port: int, timeout: float) -> bytes | None:
         """The engine id an SNMPv3 agent reports to an unauthenticated discovery; None if silent."""
-        msg_id = self._new_id()
-        reply = await self._exchange(host, port, msg_id, _v3_discovery(msg_id), timeout)
+        msg_id = self._datagrams.new_id()
+        reply = await self._datagrams.exchange(host, port, msg_id, datagrams.v3_discovery(msg_id), timeout,
+                                               any_port=True)
         if reply is None:
             return None
-        params, _ = decoder.decode(bytes(reply["msgSecurityParameters"]), asn1Spec=UsmSecurityParameters())
-        return bytes(params["msgAuthoritativeEngineId"])
-
-    def _new_id(self) -> int:
-        while (request_id := random.randint(1, 2**31 - 1)) in self._waiting:
-            pass
-        return request_id
-
-    async def _exchange(self, host: str, port: int, request_id: int, packet: bytes,
-                        timeout: float) -> Any:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        transport = await self._transport(family)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiting[request_id] = (host, future)
         try:
-            transport.sendto(packet, (host, port))
-            self.sent += 1
-            return await asyncio.wait_for(future, timeout)
-        except (asyncio.TimeoutError, OSError):
+            return datagrams.engine_id(reply)
+        except Exception:  # noqa: BLE001 -- not a report that decodes (a v1/v2c answer): no SNMPv3 agent
             return None
-        finally:
-            self._waiting.pop(request_id, None)
-
-    async def _transport(self, family: int) -> asyncio.DatagramTransport:
-        if family not in self._transports:
-            local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: _ProbeProtocol(self), local_addr=local, family=family)
-            self._transports[family] = transport
-        return self._transports[family]
-
-    def answered(self, data: bytes, sender: str) -> None:
-        """An answer came in: hand it to the probe waiting for its id (from that address)."""
-        try:
-            request_id, reply = _decode_reply(data)
-        except (PyAsn1Error, Exception) as err:  # noqa: BLE001 -- whatever the network sends
-            log.debug("unreadable answer from %s ignored: %s", sender, type(err).__name__)
-            return
-        waiting = self._waiting.get(request_id)
-        if waiting and waiting[0] == sender and not waiting[1].done():
-            waiting[1].set_result(reply)
 
     def close(self) -> None:
-        for transport in self._transports.values():
-            transport.close()
-        self._transports.clear()
-
-
-class _ProbeProtocol(asyncio.DatagramProtocol):
-    def __init__(self, prober: Prober) -> None:
-        self.prober = prober
-
-    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        self.prober.answered(data, str(addr[0]))
-
-
-def _v3_discovery(msg_id: int) -> bytes:
-    """An unauthenticated, reportable SNMPv3 GET without varbinds: agents answer with a report."""
-    message = SNMPv3Message()
-    message["msgVersion"] = 3
-    header = message["msgGlobalData"]
-    header["msgID"] = msg_id
-    header["msgMaxSize"] = 65507
-    header["msgFlags"] = b"\x04"                      # reportable, noAuthNoPriv
-    header["msgSecurityModel"] = 3                    # USM
-    params = UsmSecurityParameters()
-    for key in ("msgAuthoritativeEngineId", "msgUserName", "msgAuthenticationParameters",
-                "msgPrivacyParameters"):
-        params[key] = b""
-    params["msgAuthoritativeEngineBoots"] = 0
-    params["msgAuthoritativeEngineTime"] = 0
-    message["msgSecurityParameters"] = encoder.encode(params)
-    scoped = message["msgData"]["plaintext"]
-    scoped["contextEngineId"] = b""
-    scoped["contextName"] = b""
-    pdu = rfc1905.GetRequestPDU()
-    pdu["request-id"] = msg_id
-    pdu["error-status"] = 0
-    pdu["error-index"] = 0
-    pdu["variable-bindings"].clear()
-    scoped["data"]["get-request"] = pdu
-    return bytes(encoder.encode(message))
-
-
-def _decode_reply(data: bytes) -> tuple[int, Any]:
-    """(request id or msgID, decoded message) of an answer of any SNMP version."""
-    version = int(api.decodeMessageVersion(data))
-    if version == 3:
-        message, _ = decoder.decode(data, asn1Spec=SNMPv3Message())
-        return int(message["msgGlobalData"]["msgID"]), message
-    module = api.PROTOCOL_MODULES[version]
-    message, _ = decoder.decode(data, asn1Spec=module.Message())
-    return int(module.apiPDU.get_request_id(module.apiMessage.get_pdu(message))), message
+        self._datagrams.close()
