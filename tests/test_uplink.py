@@ -259,6 +259,42 @@ def test_close_and_pause_do_not_wait_for_a_connection_that_hangs(pki: Pki, tmp_p
         silent.close()
 
 
+def test_a_pause_during_the_tls_handshake_cuts_it_short_at_once(pki: Pki) -> None:
+    """A broker that accepts TCP and stalls the TLS handshake: a pause (the button) must end the
+    contact within a second, not when the handshake times out, and say nothing went wrong."""
+    import socket
+    silent = socket.create_server(("127.0.0.1", 0))
+    hello, gone, accepted = threading.Event(), threading.Event(), []
+
+    def serve() -> None:
+        conn, _ = silent.accept()
+        accepted.append(conn)
+        if conn.recv(4096):               # the box's ClientHello: the handshake is under way
+            hello.set()
+        while conn.recv(4096):            # ... until the box closes or shuts down the connection
+            pass
+        gone.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=silent.getsockname()[1])
+
+    async def test() -> None:
+        async with Box(cfg) as box:
+            assert await asyncio.to_thread(hello.wait, 10), "the box never started its TLS handshake"
+            box.uplink.pause()
+            started = time.monotonic()
+            assert await asyncio.to_thread(gone.wait, 5), "the box kept the connection open"
+            assert time.monotonic() - started < 1.0, f"closed {time.monotonic() - started:.1f} s after the pause"
+            assert box.uplink.connections == 0 and box.uplink.last_error is None and not any(box.states)
+
+    try:
+        run(test)
+    finally:
+        silent.close()
+        for conn in accepted:
+            conn.close()
+
+
 # ------------------------------------------------------------------ a failure named for what it is
 
 def _crl_broker(pki: Pki, work: Path) -> Broker:

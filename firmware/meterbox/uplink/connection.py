@@ -8,13 +8,16 @@ every byte on the TLS socket, happens on the event loop's thread: no lock, no se
 Only the blocking set-up (DNS, TCP, proxy CONNECT, TLS and WebSockets handshakes) runs in a
 thread, inside client.connect(), while nothing else touches that client. Meanwhile paho's
 socket callbacks only note the socket and whether paho wants to write (the CONNECT packet),
-and attach() hands the socket to the loop, which then writes the CONNECT.
+and attach() hands the socket to the loop, which then writes the CONNECT. A pause or a stop
+during the set-up cuts it short (Client.abandon): nothing more reaches the vendor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -30,13 +33,70 @@ log = logging.getLogger(__name__)
 READS_PER_TURN = 64  # loop_read() calls per readable event; more TLS data waits one loop turn
 
 
+class Client(mqtt.Client):
+    """paho's client, whose set-up a pause or a stop cuts short at once.
+
+    paho dials inside connect(): socket.create_connection(), then the TLS handshake, each
+    blocking its thread up to the connect timeout. Closing the socket from another thread
+    wakes neither on Linux; shutdown() does. So the TCP socket is made here and a duplicate
+    of it kept while the set-up runs: abandon() shuts the connection down through it (shutdown
+    acts on the connection, whichever descriptor paho's TLS socket now holds), and the set-up
+    fails at once. The duplicate is closed when the set-up ends, so it never holds a
+    connection open. Through a proxy, PySocks dials itself: abandoned once its set-up ends.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._setup_lock = threading.Lock()
+        self._setup_socket: socket.socket | None = None   # a duplicate, while the set-up runs
+        self._abandoned = False
+
+    def _create_socket_connection(self) -> socket.socket:
+        if self._get_proxy():
+            return super()._create_socket_connection()
+        last: OSError | None = None
+        for family, kind, proto, _, address in socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            with self._setup_lock:
+                if self._abandoned:
+                    sock.close()
+                    raise ConnectionAbortedError("set-up abandoned (paused or stopping)")
+                self._setup_socket = sock.dup()
+            try:
+                sock.settimeout(self._connect_timeout)
+                if self._bind_address or self._bind_port:
+                    sock.bind((self._bind_address, self._bind_port))
+                sock.connect(address)
+                return sock
+            except OSError as err:
+                last = err
+                sock.close()
+                self.setup_ended()
+        raise last or OSError(f"no address for {self._host}")
+
+    def setup_ended(self) -> None:
+        """Set-up thread: connect() has returned or failed; the duplicate goes."""
+        with self._setup_lock:
+            sock, self._setup_socket = self._setup_socket, None
+        if sock is not None:
+            sock.close()
+
+    def abandon(self) -> None:
+        """From the loop: a set-up still running fails at once (its TCP or TLS wait is woken)."""
+        with self._setup_lock:
+            self._abandoned = True
+            if self._setup_socket is not None:
+                with contextlib.suppress(OSError):
+                    self._setup_socket.shutdown(socket.SHUT_RDWR)
+
+
 class Connection:
     """A fresh paho client, set up in a thread, then run on the event loop until it ends.
 
     Made on the loop; `ended` is done once the socket is closed, whoever closed it.
     """
 
-    def __init__(self, client: mqtt.Client, way: Way, keepalive: float,
+    def __init__(self, client: Client, way: Way, keepalive: float,
                  on_closed: Callable[[Connection], None]) -> None:
         self.client = client
         self.way = way
@@ -64,7 +124,7 @@ class Connection:
         return self._attached and not self.closed
 
     # --- set-up in a thread ------------------------------------------------------------
-    def connect_in_thread(self, connect: Callable[[mqtt.Client], object]) -> asyncio.Future[None]:
+    def connect_in_thread(self, connect: Callable[[Client], object]) -> asyncio.Future[None]:
         """Run CONNECT(client) in a thread of its own; the future settles on the loop.
 
         Not the loop's executor: asyncio.run() waits for that at exit, and a connection that
@@ -85,6 +145,8 @@ class Connection:
                 connect(self.client)
             except BaseException as err:  # handed to the loop, which explains it
                 error = err
+            finally:
+                self.client.setup_ended()
             try:
                 loop.call_soon_threadsafe(settle, error)
             except RuntimeError:  # the loop is gone (the daemon stopped): nobody takes this socket
@@ -95,7 +157,10 @@ class Connection:
         return done
 
     def discard(self, connecting: asyncio.Future[None]) -> None:
-        """Abandoned while it was set up (pause, close): close its socket once CONNECTING settles."""
+        """Abandoned while it was set up (pause, close): cut the set-up short, close its socket once
+        CONNECTING settles."""
+        self.client.abandon()
+
         def close(_: asyncio.Future[None]) -> None:
             if not connecting.cancelled():
                 connecting.exception()  # retrieved: of no interest now

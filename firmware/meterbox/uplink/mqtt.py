@@ -35,7 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from meterbox.config import UplinkConfig
 from meterbox.errors import UplinkError
 from meterbox.outbox.store import Message
-from meterbox.uplink.connection import Connection
+from meterbox.uplink.connection import Client, Connection
 from meterbox.uplink.tls import (Way, early_error, explain_connack, explain_drop, explain_tls, path_failure,
                                  tls_context, ways)
 
@@ -187,7 +187,7 @@ class Uplink:
     def _new_connection(self) -> Connection:
         # reconnect_on_failure=False: paho would reconnect with the same TLS context (the old
         # certificate) and the same way; run() reconnects with fresh ones instead.
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.box_id, protocol=mqtt.MQTTv5,
+        client = Client(CallbackAPIVersion.VERSION2, client_id=self.box_id, protocol=mqtt.MQTTv5,
                              transport="websockets" if self.way.transport == "websockets" else "tcp",
                              reconnect_on_failure=False)
         if self.way.transport == "websockets":
