@@ -12,6 +12,7 @@ paho is never called from two threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
 import signal
@@ -34,6 +35,12 @@ from .broker import SHARE_GROUP
 log = logging.getLogger(__name__)
 TOPIC = f"$share/{SHARE_GROUP}/meterbox/v1/+/+"
 SESSION_EXPIRY = 7 * 24 * 3600  # a worker down for a week still finds its share of the messages queued
+
+
+class _Leave(BaseException):
+    """Out of paho's loop at once: a stop with no connection to finish cleanly.
+
+    A BaseException, so paho's callback guard (which catches Exception) lets it through."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +106,11 @@ class IngestWorker(mqtt.Client):
                        properties: Properties | None) -> None:
         # Unacknowledged messages come back on reconnect: the batch in hand is dropped, not stored.
         self.pending = []
-        if not self.stopping:
+        if self.stopping:
+            # Asked to stop, and the broker went first (a whole host shutting down): leave now,
+            # or loop_forever() would reconnect to it for ever.
+            raise _Leave
+        else:
             log.warning("ingest worker %s lost the broker (%s); reconnecting", self.settings.client_id, reason)
 
     def _handle_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
@@ -169,7 +180,7 @@ class IngestWorker(mqtt.Client):
         """Connect (persistent session) and work until SIGTERM or SIGINT; then commit and leave."""
         def stop(signum: int, frame: Any) -> None:
             if not self.is_connected():
-                raise SystemExit(0)  # nothing in hand: unacknowledged messages stay with the broker
+                raise _Leave  # nothing in hand: unacknowledged messages stay with the broker
             self.stopping = True  # acted on by loop_misc(), in paho's own thread, after a last commit
 
         signal.signal(signal.SIGTERM, stop)
@@ -180,6 +191,7 @@ class IngestWorker(mqtt.Client):
         props.ReceiveMaximum = min(65535, 2 * self.settings.batch_size)
         self.connect_async(self.settings.host, self.settings.port, keepalive=30, clean_start=False,
                            properties=props)
-        self.loop_forever(timeout=self.settings.max_delay, retry_first_connection=True)
+        with contextlib.suppress(_Leave):
+            self.loop_forever(timeout=self.settings.max_delay, retry_first_connection=True)
         log.info("ingest worker %s stopped: %d stored, %d duplicates dropped, %d rejected in all",
                  self.settings.client_id, self.total.stored, self.total.duplicates, self.total.rejected)

@@ -223,6 +223,10 @@ def printer_activity(sim: Simulator, stop: threading.Event, every: float) -> Non
             sim.set_values(name, {LIFE_COUNT: counts[name]})
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="meterbox-demo", description=__doc__.splitlines()[0])
     p.add_argument("--auto-claim", action="store_true", help="claim the box a few seconds after it starts")
@@ -230,6 +234,8 @@ def main() -> int:
     p.add_argument("--interval", default="5s", help="the box's poll interval (default 5s)")
     p.add_argument("--work", type=Path, help="keep everything in DIR (default: a temporary folder, removed)")
     args = p.parse_args()
+    # `kill` or a service manager stops the demo as Ctrl-C does: every part stopped, the books counted.
+    signal.signal(signal.SIGTERM, _interrupted)
     if shutil.which("mosquitto") is None:
         raise SystemExit("demo: mosquitto is not installed: apt-get install mosquitto")
     from meterbox_factory import label

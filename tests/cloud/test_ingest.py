@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import threading
 
 from cloudstack import Publisher, Vendor, reading, wait_for
@@ -118,3 +119,31 @@ def test_payloads_outside_the_contract_are_rejected_and_counted(vendor: Vendor) 
     assert json.loads(vendor.db.scalar("SELECT payload FROM meterbox_cloud_rejection WHERE reason LIKE %s",
                                        "%Additional%"))["ip"] == "192.0.2.10"
     pub.close()
+
+
+def test_a_worker_told_to_stop_as_the_broker_goes_away_stops(vendor: Vendor) -> None:
+    """SIGTERM to the whole deployment at once (a demo stopped, a host shut down): the worker is asked
+    to stop while connected and its broker vanishes before it leaves. It must exit, not reconnect
+    to a broker that is gone for ever."""
+    import os
+    import signal
+
+    worker = vendor.workers[1]
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    os.kill(pid, signal.SIGSTOP)          # the order of events made certain: the stop request first,
+    os.kill(pid, signal.SIGTERM)          # then the broker gone, then the worker runs again
+    assert vendor.broker is not None
+    vendor.broker.kill()
+    os.kill(pid, signal.SIGCONT)
+    try:
+        worker.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pass
+    log, stopped = worker.log(), not worker.running
+    if not stopped:
+        worker.kill()
+    vendor.start_broker()
+    vendor.restart_worker(2)
+    assert stopped, f"the worker did not stop:\n{log[-2000:]}"
+    assert "ingest worker ingest-test-2 stopped:" in log
