@@ -208,6 +208,21 @@ def test_a_new_printer_polled_twice_in_one_commit_is_announced_once(store: Store
     assert [m.kind for m in store.messages()] == ["device", "reading", "reading"]
 
 
+def test_a_printer_is_announced_again_when_the_box_learns_its_model_never_to_forget_it(store: Store) -> None:
+    """Firmware that names more models (an update) tells the vendor once; a poll that names less does not."""
+    def announced() -> list[str | None]:
+        return [json.loads(m.wire())["model"] for m in store.messages() if m.kind == "device"]
+
+    store.add_readings(BOX, [(Device("SER1", "Acme", None), reading(total=1))])
+    store.add_readings(BOX, [(Device("SER1", "Acme", None), reading(total=2))])
+    assert announced() == [None]
+    store.add_readings(BOX, [(Device("SER1", "Acme", "Laser 9"), reading(total=3))])
+    store.add_readings(BOX, [(Device("SER1", "Acme", "Laser 9"), reading(total=4))])
+    assert announced() == [None, "Laser 9"]
+    store.add_readings(BOX, [(Device("SER1", "Acme", None), reading(total=5))])   # a poll that named less
+    assert announced() == [None, "Laser 9"]
+
+
 def test_compaction_deletes_first_and_never_rewrites_a_row_it_then_deletes(tmp_path: Path) -> None:
     store = Store(tmp_path / "small.db")
     # One printer read every minute for two days: stripping supplies cannot free enough,

@@ -24,7 +24,7 @@ import sqlite3
 import stat
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -327,8 +327,12 @@ class Store:
         row = seen.get(device.serial) or self.db.execute(
             "SELECT manufacturer, model, sys_object_id, profile FROM devices WHERE serial=?",
             (device.serial,)).fetchone()
+        if row is not None and row[1] and not device.model:   # a poll that named less keeps what was named
+            device = replace(device, manufacturer=device.manufacturer or row[0], model=row[1])
         seen[device.serial] = (device.manufacturer, device.model, device.sys_object_id, device.profile)
-        known = row is not None
+        # Announced when new, and again when the box names it better (a firmware update that
+        # knows more models): the vendor's books take the newest announcement.
+        announce = row is None or tuple(row[:2]) != (device.manufacturer, device.model)
         if row != (device.manufacturer, device.model, device.sys_object_id, device.profile):
             # Only a changed identity is written: every page rewritten wears the SD card.
             statements.append((
@@ -337,7 +341,7 @@ class Store:
                 " model=excluded.model, sys_object_id=excluded.sys_object_id, profile=excluded.profile,"
                 " last_seen=excluded.last_seen",
                 (device.serial, device.manufacturer, device.model, device.sys_object_id, device.profile, now, now)))
-        if report and not known:
+        if report and announce:
             statements.append(self._message(box_id, "device", device.serial, "devices",
                                             device.payload(), new_id(), now))
         if report:
