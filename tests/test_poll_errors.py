@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from typing import Iterator
@@ -98,15 +99,17 @@ def test_a_printer_named_by_host_name_is_read_and_an_unknown_name_is_one_line(pr
     assert "cannot resolve the address" in line and "check the host name" in line
 
 
-@pytest.fixture
-def answers_from_another_port(printers: Simulator) -> Iterator[str]:
-    """Relays each request to the real agent and sends its answer back from a different port:
-    a datagram from an address the request did not go to, which must not be taken as the answer."""
-    front = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    front.bind(("127.0.0.1", 0))
+@contextlib.contextmanager
+def relay(printers: Simulator, family: int = socket.AF_INET, *, answer_from_another_port: bool = False) -> Iterator[str]:
+    """A front address that relays each request to the simulated printer and its answer back: from
+    the front's own port (a printer at that address), or from another port of the same host (a
+    datagram from an address the request did not go to: not its answer)."""
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    front = socket.socket(family, socket.SOCK_DGRAM)
+    front.bind((host, 0))
     front.settimeout(0.2)
-    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    other.bind(("127.0.0.1", 0))
+    other = socket.socket(family, socket.SOCK_DGRAM)
+    other.bind((host, 0))
     back = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     back.settimeout(2)
     stop = threading.Event()
@@ -119,17 +122,30 @@ def answers_from_another_port(printers: Simulator) -> Iterator[str]:
                 answer, _ = back.recvfrom(65535)
             except socket.timeout:
                 continue
-            other.sendto(answer, peer)
+            (other if answer_from_another_port else front).sendto(answer, peer)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"127.0.0.1:{front.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for s in (front, other, back):
-        s.close()
+    try:
+        yield f"[{host}]:{front.getsockname()[1]}" if family == socket.AF_INET6 else f"{host}:{front.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for s in (front, other, back):
+            s.close()
 
 
-def test_an_answer_from_another_port_is_not_the_printers_answer(answers_from_another_port: str) -> None:
-    err = run_cli_fail("poll", answers_from_another_port, "--community", "jetdirect_m130nw", "--timeout", "0.5")
+def test_an_answer_from_another_port_is_not_the_printers_answer(printers: Simulator) -> None:
+    with relay(printers) as address:                                  # the relay itself works ...
+        assert '"serial": "VNCRC48198"' in run_cli("poll", address, "--community", "jetdirect_m130nw", "--json")
+    with relay(printers, answer_from_another_port=True) as address:   # ... an answer from elsewhere does not count
+        err = run_cli_fail("poll", address, "--community", "jetdirect_m130nw", "--timeout", "0.5")
     assert "no answer within 0.5s" in one_line(err.stderr)
+
+
+@pytest.mark.parametrize("written", ["[::1]", "[0:0:0:0:0:0:0:1]"])
+def test_an_ipv6_printer_is_read_however_its_address_is_written(printers: Simulator, written: str) -> None:
+    with relay(printers, socket.AF_INET6) as address:
+        port = address.rsplit(":", 1)[1]
+        out = run_cli("poll", f"{written}:{port}", "--community", "jetdirect_m130nw", "--json")
+    assert '"serial": "VNCRC48198"' in out

@@ -114,3 +114,32 @@ def test_the_rewalk_walks_the_changing_columns_and_gets_static_cells_of_new_rows
     assert set(seen[-1][SUPPLY_LEVEL]) == {"1.1", "1.5"} and set(seen[-1][SUPPLY_DESCR]) == {"1.1", "1.5"}
     assert seen[-1][SUPPLY_DESCR]["1.5"] == b"Imaging Drum HP CF219A"
     assert last == 2                       # the REWALK-th poll: GETBULK of the level column, GET of the new row's description
+
+
+def test_many_printers_read_at_once_share_one_socket_and_close_leaves_none(printers: Simulator) -> None:
+    """A poll round starts every printer at once: they must share the client's one socket, not each
+    open one (a box with hourly sweeps ran out of file descriptors in two days that way)."""
+    import os
+
+    def sockets() -> int:
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+            except OSError:               # the listing's own descriptor, gone already
+                pass
+        return count
+
+    async def go() -> tuple[int, int, int]:
+        before = sockets()
+        client = SnmpClient()
+        target = Target(printers.host, printers.port, Credential(community=Secret("jetdirect_m130nw")))
+        answers = await asyncio.gather(*(client.get(target, ["1.3.6.1.2.1.1.2.0"]) for _ in range(20)))
+        during = sockets()
+        client.close()
+        await asyncio.sleep(0)            # the transport closes on the next loop turn
+        assert all(answers), answers
+        return before, during, sockets()
+    before, during, after = asyncio.run(go())
+    assert during - before == 1, f"{during - before} sockets for 20 requests at once"
+    assert after == before

@@ -11,6 +11,7 @@ The engine is still used for SNMPv3 (snmpv3.py), where USM needs its state.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import random
 import socket
 from typing import Any, Callable
@@ -67,6 +68,8 @@ def request(version: str, community: str, kind: str, oids: list[str], request_id
 
 def response(message: Any) -> tuple[int, int, list[tuple[object, object]]]:
     """(error-status, error-index, varbinds) of a decoded v1/v2c answer."""
+    if "version" not in message:
+        raise ValueError("an SNMPv3 message where a v1/v2c answer was awaited")
     module = api.PROTOCOL_MODULES[int(message["version"])]
     pdu = module.apiMessage.get_pdu(message)
     return (int(module.apiPDU.get_error_status(pdu)), int(module.apiPDU.get_error_index(pdu)),
@@ -136,7 +139,7 @@ class Datagrams:
     """
 
     def __init__(self, on_malformed: Callable[[Address, str], None] | None = None) -> None:
-        self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._transports: dict[int, asyncio.Future[asyncio.DatagramTransport]] = {}
         self._waiting: dict[int, tuple[str, int | None, asyncio.Future[Any]]] = {}
         self._on_malformed = on_malformed
         self.sent = 0                      # datagrams sent, for benchmarks
@@ -174,12 +177,20 @@ class Datagrams:
                 future.cancel()
 
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
+        """The socket for FAMILY, made once: the first requests of a poll round all wait for the same one."""
         if family not in self._transports:
-            local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: _Protocol(self), local_addr=local, family=family)
-            self._transports[family] = transport
-        return self._transports[family]
+            self._transports[family] = asyncio.ensure_future(self._open(family))
+        try:
+            return await asyncio.shield(self._transports[family])
+        except OSError:
+            self._transports.pop(family, None)    # no IPv6 on this box, say: the next request tries again
+            raise
+
+    async def _open(self, family: int) -> asyncio.DatagramTransport:
+        local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=local, family=family)
+        return transport
 
     def answered(self, data: bytes, sender: Address) -> None:
         """A datagram came in: hand it to the request waiting for its id (from that address)."""
@@ -193,13 +204,26 @@ class Datagrams:
         if waiting is None:
             return
         host, port, future = waiting
-        if sender[0] == host and port in (None, sender[1]) and not future.done():
+        if _same_host(sender[0], host) and port in (None, sender[1]) and not future.done():
             future.set_result(reply)
 
     def close(self) -> None:
-        for transport in self._transports.values():
-            transport.close()
+        for opening in self._transports.values():
+            if opening.done() and not opening.cancelled() and opening.exception() is None:
+                opening.result().close()
+            else:
+                opening.cancel()
         self._transports.clear()
+
+
+def _same_host(sender: str, host: str) -> bool:
+    """The kernel writes a sender's address in its short form; the config may not (0:0:0:0:0:0:0:1, upper case)."""
+    if sender == host:
+        return True
+    try:
+        return ipaddress.ip_address(sender) == ipaddress.ip_address(host)
+    except ValueError:
+        return False
 
 
 class _Protocol(asyncio.DatagramProtocol):

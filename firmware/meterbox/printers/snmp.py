@@ -9,6 +9,7 @@ v1 and v2c go out as plain datagrams (datagrams.py); SNMPv3 goes through pysnmp'
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import time
@@ -122,19 +123,21 @@ class SnmpClient:
         log.debug("malformed SNMP answer from %s:%s ignored: %s", key[0], key[1], what)  # detail for --debug only
 
     async def _address(self, target: Target) -> str:
-        """The target's IP address (a host name is resolved once, as the printer's address)."""
+        """The target's IP address as the kernel writes a sender's (answers are matched on it); a host
+        name is resolved once, to its IPv4 address where it has one (printers' agents often listen on
+        IPv4 only), as the printer's address."""
         host = target.host
         if host not in self._addresses:
             try:
-                socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
-                self._addresses[host] = host
-            except OSError:
+                self._addresses[host] = str(ipaddress.ip_address(host))
+            except ValueError:
                 try:
                     infos = await asyncio.get_running_loop().getaddrinfo(host, target.port, type=socket.SOCK_DGRAM)
                 except OSError as err:
                     raise PrinterUnreachable(
                         f"printer at {target.address}: cannot resolve the address ({err.strerror or err}); "
                         "check the host name or use an IP address") from err
+                infos.sort(key=lambda info: info[0] != socket.AF_INET)
                 self._addresses[host] = str(infos[0][4][0])
         return self._addresses[host]
 
@@ -305,11 +308,19 @@ class SnmpClient:
             request_id = self._datagrams.new_id()
             packet = datagrams.request(cred.version, cred.community.reveal(), kind, oids,
                                        request_id, max_repetitions)
-            reply = await self._datagrams.exchange(host, target.port, request_id, packet, target.timeout,
-                                                   tries=target.retries + 1)
+            try:
+                reply = await self._datagrams.exchange(host, target.port, request_id, packet, target.timeout,
+                                                       tries=target.retries + 1)
+            except OSError as err:   # no socket for its address family (IPv6 off on this box, say)
+                raise PrinterUnreachable(f"printer at {target.address}: the box cannot send to it "
+                                         f"({err.strerror or err}); check the box's network settings") from err
             if reply is None:
                 raise self._no_answer(target, sent, (host, target.port))
-            status, index, binds = datagrams.response(reply)
+            try:
+                status, index, binds = datagrams.response(reply)
+            except ValueError:      # an SNMPv3 message carrying this request's id: not an answer to it
+                self._note_malformed((host, target.port), "an SNMPv3 message in answer to a v1/v2c request")
+                raise self._no_answer(target, sent, (host, target.port)) from None
         if status not in (0, 1, 2):  # tooBig and noSuchName are for the caller to handle
             raise self._status_error(target, status, index)
         return status, list(binds)
@@ -367,7 +378,10 @@ class Prober:
         request_id = self._datagrams.new_id()
         packet = datagrams.request(credential.version, credential.community.reveal(), datagrams.GET, list(oids),
                                    request_id)
-        reply = await self._datagrams.exchange(host, port, request_id, packet, timeout, any_port=True)
+        try:
+            reply = await self._datagrams.exchange(host, port, request_id, packet, timeout, any_port=True)
+        except OSError:            # no socket for this address family: nothing to find there
+            return None
         if reply is None:
             return None
         try:
@@ -379,8 +393,11 @@ class Prober:
     async def v3_engine(self, host: str, port: int, timeout: float) -> bytes | None:
         """The engine id an SNMPv3 agent reports to an unauthenticated discovery; None if silent."""
         msg_id = self._datagrams.new_id()
-        reply = await self._datagrams.exchange(host, port, msg_id, datagrams.v3_discovery(msg_id), timeout,
-                                               any_port=True)
+        try:
+            reply = await self._datagrams.exchange(host, port, msg_id, datagrams.v3_discovery(msg_id), timeout,
+                                                   any_port=True)
+        except OSError:
+            return None
         if reply is None:
             return None
         try:
