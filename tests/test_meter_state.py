@@ -110,6 +110,30 @@ def test_a_store_from_before_meter_state_seeds_each_meter_from_the_newest_readin
     assert store.db.execute("SELECT count(*) FROM meter_state WHERE serial=?", (SERIAL,)).fetchone()[0] == 1
 
 
+def test_a_read_only_store_from_before_meter_state_still_gives_every_meters_baseline(tmp_path: Path) -> None:
+    """The card turned read-only before the update could migrate it: the in-memory store starts from
+    the baselines the card holds, a held meter's included, found without writing anything."""
+    from meterbox.outbox.store import _memory_store
+    path = tmp_path / "meterbox.db"
+    store = Store(path)
+    dev = Device(SERIAL, "Acme", "Laser 1")
+    for meters in ({"impressions.total": 1_000_000, "impressions.black": 700_000},
+                   {"impressions.total": 1_000_200}):                 # black held back in the newest
+        store.add_readings(BOX, [(dev, Reading(SERIAL, T0, [Meter(n, x, "impressions") for n, x in meters.items()]))])
+    store.add_readings(BOX, [(Device("BROKEN", None, None), Reading("BROKEN", T0, [Meter("impressions.total", 5, "impressions")]))])
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE meter_state")
+    db.execute("UPDATE messages SET payload=x'00' WHERE serial='BROKEN' AND kind='reading'")   # one damaged row
+    db.commit()
+    db.close()
+    memory = _memory_store(path, "the file system is read-only")
+    assert memory.meter_state(SERIAL) == {"accepted": {"impressions.total": 1_000_200, "impressions.black": 700_000}}
+    assert memory.meter_state("BROKEN") is None                       # that printer only starts again
+    v = Validator()
+    assert poll(v, memory, {"impressions.total": 1_000_300, "impressions.black": 0}) == {"impressions.total": 1_000_300}
+
+
 def test_a_new_store_has_no_legacy_search(tmp_path: Path) -> None:
     store = Store(tmp_path / "meterbox.db")
     assert store.state("meter_state_from") is None and store.meter_state(SERIAL) is None

@@ -198,7 +198,8 @@ def test_a_restart_on_a_read_only_card_keeps_the_held_meter_from_the_card(tmp_pa
     state.mkdir()
     with Simulator.with_recordings(["jetdirect_m130nw"], tmp_path / "p") as sim, tmpfs(state, "size=16m"):
         sim.set_values("jetdirect_m130nw", {TOTAL: 1_000_000, BLACK: 900_000})
-        box = BoxConfig(state_dir=state, broker=broker, interval="3s",
+        # 5 s between polls: the test stops, remounts and starts between two polls, never racing a third 0
+        box = BoxConfig(state_dir=state, broker=broker, interval="5s",
                         printers=[PrinterEntry(sim.address, "jetdirect_m130nw")])
         config = box.write(tmp_path / "meterbox.toml")
         with Daemon(config, tmp_path) as daemon:

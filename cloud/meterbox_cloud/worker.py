@@ -37,10 +37,11 @@ TOPIC = f"$share/{SHARE_GROUP}/meterbox/v1/+/+"
 SESSION_EXPIRY = 7 * 24 * 3600  # a worker down for a week still finds its share of the messages queued
 
 
-class _Leave(BaseException):
+class _Leave(SystemExit):
     """Out of paho's loop at once: a stop with no connection to finish cleanly.
 
-    A BaseException, so paho's callback guard (which catches Exception) lets it through."""
+    Not an Exception, so paho's callback guard lets it through; a SystemExit, so one raised by a
+    second signal after the loop still ends the process cleanly (status 0)."""
 
 
 @dataclass(frozen=True)

@@ -298,20 +298,36 @@ class Store:
     def meter_states(self) -> dict[str, dict[str, Any]]:
         """Every printer's meter_state, nothing written: the baselines a read-only store still holds."""
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "meter_state" not in tables:   # a store older than meter_state, never migrated: newest readings only
-            return {serial: {"accepted": {m["name"]: m["value"] for m in self.last_meters(serial)}}
-                    for (serial,) in self.db.execute("SELECT serial FROM latest")}
-        serials = [r[0] for r in self.db.execute("SELECT serial FROM latest UNION SELECT serial FROM meter_state")]
-        return {serial: state for serial in serials if (state := self.meter_state(serial, keep=False))}
+        legacy = "meter_state" not in tables     # older than meter_state, never migrated (read-only since)
+        query = "SELECT serial FROM latest" + ("" if legacy else " UNION SELECT serial FROM meter_state")
+        states: dict[str, dict[str, Any]] = {}
+        for (serial,) in self.db.execute(query).fetchall():
+            try:
+                if legacy:
+                    newest = {m["name"]: m["value"] for m in self.last_meters(serial)}
+                    state = {"accepted": {**self._older_meters(serial, newest, None), **newest}}
+                else:
+                    state = self.meter_state(serial, keep=False) or {}
+            except (ValueError, KeyError, TypeError, zlib.error) as err:   # one damaged row: that printer only
+                log.warning("store %s: printer %s: its meter baseline cannot be read (%s); its meter checks start "
+                            "again from its next reading", self.path, serial, err)
+                continue
+            if state.get("accepted"):
+                states[serial] = state
+        return states
 
     def _legacy_meters(self, serial: str, newest: dict[str, int]) -> dict[str, int] | None:
         """Meters the newest reading lacks, from the newest older reading holding each; None if not a legacy store."""
         upto = self.state(LEGACY_KEY)
         if upto is None:
             return None
+        return self._older_meters(serial, newest, int(upto))
+
+    def _older_meters(self, serial: str, newest: dict[str, int], upto: int | None) -> dict[str, int]:
+        """Meters NEWEST lacks, each from the newest reading (up to seq UPTO, else any) that holds it."""
         found: dict[str, int] = {}
         rows = self.db.execute("SELECT payload FROM messages WHERE seq<=? AND kind='reading' AND serial=?"
-                               " ORDER BY seq DESC LIMIT ?", (int(upto), serial, LEGACY_SCAN))
+                               " ORDER BY seq DESC LIMIT ?", (upto if upto is not None else 2**62, serial, LEGACY_SCAN))
         for (payload,) in rows:
             for m in json.loads(decode(payload)).get("meters", []):
                 if m["name"] not in newest and m["name"] not in found:
@@ -694,7 +710,7 @@ def _memory_store(path: Path, why: str) -> Store:
         return memory
     try:
         states = disk.meter_states()
-    except sqlite3.Error as err:
+    except (sqlite3.Error, StoreError) as err:
         log.warning("store %s: its meter baselines cannot be read (%s); meter checks start again from "
                     "each printer's next reading", path, err)
         return memory

@@ -52,27 +52,37 @@ class Client(mqtt.Client):
         self._abandoned = False
 
     def _create_socket_connection(self) -> socket.socket:
+        self._check_abandoned()                   # before the DNS look-up too
         if self._get_proxy():
             return super()._create_socket_connection()
         last: OSError | None = None
         for family, kind, proto, _, address in socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM):
             sock = socket.socket(family, kind, proto)
-            with self._setup_lock:
-                if self._abandoned:
-                    sock.close()
-                    raise ConnectionAbortedError("set-up abandoned (paused or stopping)")
-                self._setup_socket = sock.dup()
             try:
+                with self._setup_lock:
+                    self._check_abandoned()
+                    self._setup_socket = sock.dup()
                 sock.settimeout(self._connect_timeout)
                 if self._bind_address or self._bind_port:
                     sock.bind((self._bind_address, self._bind_port))
                 sock.connect(address)
+                self._check_abandoned()           # abandoned between dup() and connect(): shutdown() missed it
                 return sock
             except OSError as err:
                 last = err
                 sock.close()
                 self.setup_ended()
+                if isinstance(err, ConnectionAbortedError) and self._abandoned:
+                    raise
+            except BaseException:
+                sock.close()
+                self.setup_ended()
+                raise
         raise last or OSError(f"no address for {self._host}")
+
+    def _check_abandoned(self) -> None:
+        if self._abandoned:
+            raise ConnectionAbortedError("set-up abandoned (paused or stopping)")
 
     def setup_ended(self) -> None:
         """Set-up thread: connect() has returned or failed; the duplicate goes."""
