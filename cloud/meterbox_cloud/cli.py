@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--poll-interval", default="15m")
     s.add_argument("--retry-after", type=int, default=3, help="seconds an unclaimed box waits between calls")
     s.add_argument("--no-migrate", action="store_true", help="do not update the tables first")
+    s.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDRESS[/BITS]",
+                   help="a load balancer whose X-Forwarded-For/-Host/-Proto headers are believed (repeatable)")
     i = sub.add_parser("ingest", help="one ingest worker on the shared subscription")
     _common(i)
     i.add_argument("--broker", required=True, metavar="HOST:PORT")
@@ -119,6 +121,8 @@ def _setup(args: argparse.Namespace) -> None:
             "METERBOX_CLOUD_POLL_INTERVAL": args.poll_interval,
             "METERBOX_CLOUD_RETRY_AFTER": str(args.retry_after),
         })
+        if args.trusted_proxy:
+            env["METERBOX_CLOUD_TRUSTED_PROXIES"] = ",".join(args.trusted_proxy)
     os.environ.update(env)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "meterbox_cloud.settings")
     import django
@@ -138,6 +142,10 @@ def run(args: argparse.Namespace) -> int:
         from meterbox_factory.ca import load
 
         load(Path(args.ca_dir))  # a missing CA is one clear line now, not a 500 at the first box
+        from django.conf import settings
+
+        from .forwarded import trusted_networks
+        trusted_networks(settings.METERBOX["TRUSTED_PROXIES"])   # a typo is one clear line, not a 500 per request
         if not args.no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         from .server import serve

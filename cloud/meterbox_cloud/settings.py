@@ -3,7 +3,8 @@
 ``python -m meterbox_cloud`` sets these from its command-line flags:
 METERBOX_CLOUD_DB (database URL), METERBOX_CLOUD_SECRET_KEY, METERBOX_CLOUD_CA_DIR (vendor CA,
 signs box certificates and the CRL), METERBOX_CLOUD_BROKER_HOST / _PORT / _WS_PORT / _WS_PATH
-(what a box is told to connect to), METERBOX_CLOUD_POLL_INTERVAL, METERBOX_CLOUD_ALLOWED_HOSTS.
+(what a box is told to connect to), METERBOX_CLOUD_POLL_INTERVAL, METERBOX_CLOUD_ALLOWED_HOSTS,
+METERBOX_CLOUD_TRUSTED_PROXIES (load balancers, forwarded.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "meterbox_cloud",
 ]
 MIDDLEWARE = [
+    "meterbox_cloud.forwarded.TrustedProxyMiddleware",   # first: every later part sees the client's address
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -73,6 +75,8 @@ METERBOX = {
     "POLL_INTERVAL": env("METERBOX_CLOUD_POLL_INTERVAL", "15m"),
     "CERT_DAYS": int(env("METERBOX_CLOUD_CERT_DAYS", "90")),
     "RETRY_AFTER": int(env("METERBOX_CLOUD_RETRY_AFTER", "3")),
+    # Load balancers whose X-Forwarded-For/-Host/-Proto are believed (forwarded.py); none by default.
+    "TRUSTED_PROXIES": env("METERBOX_CLOUD_TRUSTED_PROXIES", ""),
 }
 
 LOGGING = {

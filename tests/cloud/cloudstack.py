@@ -38,6 +38,9 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 STAFF_PASSWORD = "correct horse battery staple"
 
 
+#: The address the tests' "load balancer" connects from (forwarded.py): its X-Forwarded-* are believed.
+LOAD_BALANCER = "127.0.0.2"
+
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
     """Poll ``condition`` until it returns something true; fail naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -196,7 +199,7 @@ class Vendor:
                                 "--bind", "127.0.0.1", "--port", str(self.web_port), "--workers", "2",
                                 "--threads", "4", "--secret-file", self.work / "secret", "--broker-host",
                                 "localhost", "--broker-port", str(self.broker_port), "--retry-after", "1",
-                                "--no-migrate"],
+                                "--no-migrate", "--trusted-proxy", LOAD_BALANCER],
                         self.work / "web.log", {"METERBOX_CLOUD_DB": self.db_url,
                                                 "METERBOX_CLOUD_INSECURE_COOKIES": "0"}).start()
         wait_for(self._web_up, 30, f"the web service on {self.url}; log:\n{self.web.tail()}")
