@@ -391,3 +391,15 @@ def phone_browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+def scan_label(identity: Identity, work: Path) -> str:
+    """What a phone reads from the box's label: its QR code rendered to PNG and decoded by zbarimg."""
+    from meterbox_factory import label
+    from support import require
+
+    require("zbarimg", "apt-get install zbar-tools")
+    png = work / f"label-{identity.box}.png"
+    png.write_bytes(label.png(identity))
+    return subprocess.run(["zbarimg", "--quiet", "--raw", str(png)], capture_output=True, text=True,
+                          timeout=30).stdout.strip()

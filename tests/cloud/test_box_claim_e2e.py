@@ -6,13 +6,10 @@ generated configuration, two ingest workers, and the first readings in the vendo
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
-from cloudstack import Vendor, phone_browser, wait_for
-from meterbox_factory import label
-from support import require
+from cloudstack import Vendor, phone_browser, scan_label, wait_for
 from support.cli import run_cli
 from support.daemon import Daemon
 from support.snmpsim import Simulator
@@ -39,14 +36,10 @@ def stored_readings(vendor: Vendor, box: str) -> list[tuple[str, str]]:
 
 def test_scan_claim_and_the_first_readings_are_in_the_vendors_database(
         vendor: Vendor, printers: Simulator, work: Path) -> None:
-    require("zbarimg", "apt-get install zbar-tools")
     from selenium.webdriver.common.by import By
 
     (identity,) = vendor.mint(1)
-    png = work / "label.png"
-    png.write_bytes(label.png(identity))
-    url = subprocess.run(["zbarimg", "--quiet", "--raw", str(png)], capture_output=True, text=True,
-                         timeout=30).stdout.strip()
+    url = scan_label(identity, work)
     assert url == f"{vendor.url}/claim?box={identity.box}&code={identity.claim_code}"
     config = box_config(work, identity.folder, vendor, printers)
 

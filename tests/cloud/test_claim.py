@@ -4,14 +4,11 @@ unknown boxes and second claims are refused clearly and rate-limited; release le
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 
-from cloudstack import Vendor, phone_browser, reading, wait_for
+from cloudstack import Vendor, phone_browser, reading, scan_label, wait_for
 from meterbox.box.enroll_client import EnrollClient, make_key_csr
-from meterbox_factory import label
-from support import require
 from test_enroll import claim_over_http
 
 NO_MATCH = "do not match a box waiting to be claimed"
@@ -59,14 +56,10 @@ def test_guessing_is_rate_limited_per_box_and_per_address(vendor: Vendor) -> Non
 
 
 def test_claim_in_chromium_on_a_phone_then_watch_the_box_connect(vendor: Vendor, work: Path) -> None:
-    require("zbarimg", "apt-get install zbar-tools")
     from selenium.webdriver.common.by import By
 
     (identity,) = vendor.mint(1)
-    png = work / "label.png"
-    png.write_bytes(label.png(identity))
-    url = subprocess.run(["zbarimg", "--quiet", "--raw", str(png)], capture_output=True, text=True,
-                         timeout=30).stdout.strip()
+    url = scan_label(identity, work)
     assert url == f"{vendor.url}/claim?box={identity.box}&code={identity.claim_code}"
     client = EnrollClient(identity.folder, ca_file=vendor.ca_file)
     csr = make_key_csr(identity.folder)
