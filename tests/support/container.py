@@ -95,22 +95,37 @@ class Container:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            self.pid = self.pid or self._init_pid()
+            if not self._is_init(self.pid):   # nspawn forks a helper first: the init may not be there yet
+                self.pid = self._init_pid()
             if self.pid:
                 state = self.run("systemctl", "is-system-running", check=False).strip()
                 if state in ("running", "degraded"):
                     return
             time.sleep(0.5)
-        raise RuntimeError(f"the container did not boot (state {state or 'unknown'}):\n{log_tail(self.log_path, 30)}")
+        exited = self.proc.poll()
+        raise RuntimeError(f"the container did not boot (state {state or 'unknown'}, init pid {self.pid}, "
+                           f"systemd-nspawn {'exited ' + str(exited) if exited is not None else 'running'}):\n"
+                           f"{log_tail(self.log_path, 30)}")
 
     def _init_pid(self) -> int | None:
-        """The container's init: the child of systemd-nspawn."""
+        """The container's init: the child of systemd-nspawn that runs systemd."""
         assert self.proc is not None
         for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
-            children = task.read_text().split()
-            if children:
-                return int(children[0])
+            try:
+                children = task.read_text().split()
+            except OSError:
+                continue
+            for child in children:
+                if self._is_init(int(child)):
+                    return int(child)
         return None
+
+    @staticmethod
+    def _is_init(pid: int | None) -> bool:
+        try:
+            return pid is not None and Path(f"/proc/{pid}/comm").read_text().strip() == "systemd"
+        except OSError:
+            return False
 
     def run(self, *argv: str, check: bool = True, timeout: float = 60.0) -> str:
         """A command inside the booted container; its stdout."""
