@@ -19,7 +19,7 @@ import pytest
 from meterbox.box import journal
 from meterbox.box.service import Service, status_line, watchdog_seconds
 from support import require
-from support.daemon import BoxConfig, PrinterEntry
+from support.daemon import BoxConfig, PrinterEntry, run_cli
 from support.notify import NotifySocket
 from support.process import log_tail, spawn, terminate
 from support.snmpsim import Simulator
@@ -112,6 +112,12 @@ def test_daemon_process_notifies_and_a_frozen_one_stops_pinging(
     try:
         try:
             notify.wait_for("READY=1", timeout=20)
+            os.kill(proc.pid, signal.SIGSTOP)   # `systemctl start` has returned; the office asks at once
+            try:
+                said = run_cli("status", "--config", str(config))
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+            assert said.startswith(f"daemon: running (pid {proc.pid})"), said
             status = notify.wait_for("STATUS=")[0][1]
             notify.wait_for("WATCHDOG=1", count=4)
         except AssertionError as err:

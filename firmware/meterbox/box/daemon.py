@@ -189,6 +189,9 @@ class Daemon:
                  await p.db.call(Store.backlog))
         p.timekeeper.warn_if_unsynced()
         await p.timekeeper.settle(force=True)
+        # `meterbox status` says "running" from the first moment, not after the first poll's
+        # commit has let the live loop at the store.
+        await self._write_live_now()
         tasks = [asyncio.create_task(p.fleet.run(), name="printers"),
                  asyncio.create_task(p.commits.run(), name="commits"),
                  asyncio.create_task(p.pause.watch(self._pause_changed), name="pause"),
@@ -384,6 +387,12 @@ class Daemon:
                 await asyncio.wait_for(self._live_dirty.wait(), LIVE_INTERVAL)
             except asyncio.TimeoutError:
                 pass
+
+    async def _write_live_now(self) -> None:
+        try:
+            await self._refresh_live(await self.box_state())
+        except Exception:  # the live loop tries again, and says so
+            log.debug("first live status not written", exc_info=True)
 
     async def _refresh_live(self, state: BoxState) -> None:
         """The counts from the store, the live status file and STATUS=, when they changed."""
