@@ -113,7 +113,7 @@ def test_a_store_from_before_meter_state_seeds_each_meter_from_the_newest_readin
 def test_a_read_only_store_from_before_meter_state_still_gives_every_meters_baseline(tmp_path: Path) -> None:
     """The card turned read-only before the update could migrate it: the in-memory store starts from
     the baselines the card holds, a held meter's included, found without writing anything."""
-    from meterbox.outbox.store import _memory_store
+    from meterbox.outbox.opening import _memory_store
     path = tmp_path / "meterbox.db"
     store = Store(path)
     dev = Device(SERIAL, "Acme", "Laser 1")

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-
 from meterbox.outbox.compact import compact
+from meterbox.outbox.failures import StoreCorrupt
+from meterbox.outbox.opening import open_store
+from meterbox.outbox.store import Store
 from meterbox.printers.reading import Device, Meter, Reading, Supply
-from meterbox.outbox.store import Store, StoreCorrupt, open_store
 
 BOX = "MB-7F3A9C"
 SCHEMA = json.loads((Path(__file__).parent.parent / "cloud/contract/reading.v1.schema.json").read_text())

@@ -284,7 +284,8 @@ def _reset_if_held(cfg: Config, pins: Any, legend: Any) -> None:
 def _store(path: Path) -> Iterator[Any]:
     """The store, read-only (None if there is none yet): looking must not create it, and must work
     on a read-only card; closed after the command, so no file stays open."""
-    from meterbox.outbox.store import Store, StoreMissing
+    from meterbox.outbox.failures import StoreMissing
+    from meterbox.outbox.store import Store
 
     cfg = _config(path)
     try:

@@ -15,24 +15,25 @@ import asyncio
 import json
 import logging
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from meterbox.background import in_thread
+from meterbox.box import live
 from meterbox.box.enroll import Enrollment, Site
 from meterbox.box.faults import Facts, FaultWatch
 from meterbox.box.legend import Legend
+from meterbox.box.pause import PauseSwitch
 from meterbox.box.state import BoxState
 from meterbox.config import Config, EnrollConfig, UplinkConfig
 from meterbox.errors import MeterboxError, StoreError, UplinkError
 from meterbox.logs import Once
-from meterbox.background import in_thread
-from meterbox.box import live
-from meterbox.box.pause import PauseSwitch
 from meterbox.outbox.clock import Clock, system_clock
 from meterbox.outbox.commits import CommitBuffer
 from meterbox.outbox.history import StoreHistory
-from meterbox.outbox.store import Store, open_store
+from meterbox.outbox.opening import open_store
+from meterbox.outbox.store import Store
 from meterbox.outbox.timekeeper import Timekeeper, human
 from meterbox.outbox.worker import StoreWorker
 from meterbox.printers.fleet import Fleet

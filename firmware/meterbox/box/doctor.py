@@ -77,7 +77,7 @@ def check_store(cfg: Config) -> Iterator[Finding]:
     try:
         result, backlog, held, used = _examine(path, read_only)
     except sqlite3.DatabaseError as err:
-        from meterbox.outbox.store import StoreCorrupt, store_error
+        from meterbox.outbox.failures import StoreCorrupt, store_error
 
         problem = store_error(path, err, "read")
         if isinstance(problem, StoreCorrupt):

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-import stat
 import time
 import zlib
 from dataclasses import dataclass, replace
@@ -29,59 +27,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from meterbox.errors import StoreError
-from meterbox.logs import log_once, plural
+from meterbox.logs import log_once
 from meterbox.outbox import wire
+from meterbox.outbox.failures import StoreMissing, private, store_error
 from meterbox.printers.reading import Device, Reading, new_id, utc_iso
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
-    id        TEXT NOT NULL UNIQUE,
-    kind      TEXT NOT NULL,            -- reading, device
-    serial    TEXT NOT NULL,
-    topic     TEXT NOT NULL,
-    payload   BLOB NOT NULL,            -- the message JSON, zlib-compressed (older rows: plain text)
-    created   REAL NOT NULL,
-    sent_at   REAL,                     -- stores before `sent` existed; moved there on open
-    read_at   REAL,                     -- readings: wall-clock time, corrected after a clock sync
-    clock     TEXT,                     -- ntp, corrected, unsynced, or held (waiting for sync; never sent)
-    mono      REAL,                     -- CLOCK_BOOTTIME at the reading: local only, never sent
-    boot      TEXT,                     -- the boot mono counts in
-    refused   TEXT                      -- outside the wire contract: why; kept here, never sent
-);
-CREATE TABLE IF NOT EXISTS sent (       -- delivered (PUBACK): seq of the message, and when
-    seq INTEGER PRIMARY KEY,
-    at  REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS latest (     -- each printer's newest reading: a few small rows, cheap to rewrite
-    serial  TEXT PRIMARY KEY,
-    seq     INTEGER NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS devices (
-    serial        TEXT PRIMARY KEY,
-    manufacturer  TEXT,
-    model         TEXT,
-    sys_object_id TEXT,
-    profile       TEXT,
-    first_seen    REAL NOT NULL,
-    last_seen     REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS printers (   -- local only: addresses never leave the box
-    address    TEXT PRIMARY KEY,
-    serial     TEXT,
-    last_poll  REAL,
-    last_ok    REAL,
-    last_error TEXT
-);
-CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS meter_state (  -- what the validator knows that no reading carries (validate.py)
-    serial TEXT PRIMARY KEY,
-    state  TEXT NOT NULL
-);
-"""
+SCHEMA = (Path(__file__).parent / "schema.sql").read_text(encoding="utf-8")
 # A store made before meter_state existed: its printers' meter baselines are found in their
 # readings, once per printer (Store.meter_state); readings up to this seq predate the table.
 LEGACY_KEY = "meter_state_from"
@@ -111,7 +64,6 @@ def decode(value: bytes | str) -> str:
 def _message(row: tuple[Any, ...]) -> Message:
     seq, msg_id, kind, serial, topic, payload, created, sent_at, read_at, clock, mono, boot = row
     return Message(seq, msg_id, kind, serial, topic, decode(payload), created, sent_at, read_at, clock, mono, boot)
-CORRUPT = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 
 @dataclass(frozen=True)
@@ -595,130 +547,3 @@ class Store:
             " FROM printers p LEFT JOIN devices d ON d.serial=p.serial ORDER BY p.address")
         keys = ("address", "serial", "manufacturer", "model", "last_poll", "last_ok", "last_error", "last_reading")
         return [dict(zip(keys, r)) for r in rows]
-
-
-def store_error(path: Path | str, err: sqlite3.Error, doing: str) -> StoreError:
-    """One sentence for each way SQLite fails, saying what to do."""
-    name = getattr(err, "sqlite_errorname", "")
-    if name in CORRUPT or "malformed" in str(err) or "not a database" in str(err):
-        return StoreCorrupt(f"store {path} is damaged ({err}); the daemon moves it aside and starts a new "
-                            "one; see `meterbox doctor` for how to recover its unsent readings")
-    kept = "; readings are kept in memory until " if doing != "open" else ""
-    if name == "SQLITE_FULL":
-        return StoreError(f"store {path}: the disk is full{kept + 'space is freed' if kept else ''} "
-                          "(free space: `df -h`, then `meterbox doctor`)")
-    if name in ("SQLITE_READONLY", "SQLITE_READONLY_DIRECTORY") or "readonly" in str(err) or _read_only(path):
-        return StoreError(f"store {path}: the file system is read-only{kept + 'it is writable again' if kept else ''}"
-                          " (a worn SD card turns read-only: check it with `meterbox doctor`)")
-    if name == "SQLITE_CANTOPEN":
-        return StoreError(f"store {path}: cannot open it ({err}); check that the state directory exists "
-                          "and is writable (`meterbox doctor`)")
-    return StoreError(f"store {path}: cannot {doing} ({err}); nothing was changed; "
-                      "check free space (`df -h`) and run `meterbox doctor`")
-
-
-def private(path: Path) -> None:
-    """The store 0600, made so before SQLite opens it (the caller makes a missing state directory 0700).
-
-    SQLite gives the -wal and -shm files it creates the store file's own mode, so creating the
-    store 0600 keeps all three readable by the service user only; a store made by an older
-    version with wider modes is narrowed. An existing state directory is left as it is (it may
-    be shared; `meterbox doctor` warns). Where this fails (read-only card), SQLite's own open
-    says what is wrong.
-    """
-    try:
-        if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-            _narrow(name, 0o600)
-    except OSError:
-        pass
-
-
-def _narrow(path: Path, most: int) -> None:
-    """Take away the permission bits of PATH beyond MOST (a missing file is left alone)."""
-    try:
-        mode = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        return
-    if mode & ~most:
-        path.chmod(mode & most)
-
-
-def _read_only(path: Path | str) -> bool:
-    """True when the store's directory is on a file system mounted read-only."""
-    try:
-        return bool(os.statvfs(Path(path).parent).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
-
-
-class StoreMissing(StoreError):
-    """There is no store yet (the daemon has not run)."""
-
-    code = "store-missing"
-
-
-class StoreCorrupt(StoreError):
-    """The database file is damaged: the daemon moves it aside and starts anew."""
-
-    code = "store-corrupt"
-
-
-def open_store(path: Path) -> Store:
-    """The daemon's store: a damaged file is moved aside (kept for recovery) and a new one started.
-
-    A store that cannot be opened for another reason (read-only, missing directory) becomes an
-    in-memory store, so polling and uploading go on; the error says so once.
-    """
-    try:
-        return Store(path, check=True)
-    except StoreCorrupt as err:
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}")
-        log.error("%s", err)
-        try:
-            for suffix in ("", "-wal", "-shm"):
-                src = Path(f"{path}{suffix}")
-                if src.exists():
-                    src.rename(Path(f"{aside}{suffix}"))
-        except OSError as move:
-            log.error("store %s: cannot move the damaged file aside (%s); keeping readings in memory only",
-                      path, move.strerror or move)
-            memory = Store(Path(":memory:"))
-            memory.fallback = f"{err}; the damaged file cannot be moved aside ({move.strerror or move})"
-            return memory
-        log.error("store %s: the damaged file was moved to %s and a new store started; to send the "
-                  "readings it still holds: meterbox doctor --recover %s", path, aside, aside)
-        return open_store(path)
-    except StoreError as err:
-        log.error("%s; readings are kept in memory only (lost on a power cut) until this is fixed "
-                  "and the service restarted", err)
-        return _memory_store(path, str(err))
-
-
-def _memory_store(path: Path, why: str) -> Store:
-    """An in-memory store that starts from the meter baselines the unwritable store at PATH still holds.
-
-    Without them a meter held back before the restart (a bogus 0) would be taken as the new
-    baseline, and the next true value billed as a jump from it.
-    """
-    memory = Store(Path(":memory:"))
-    memory.fallback = why
-    try:
-        disk = Store.reader(path)
-    except StoreError:          # no store yet, or not even readable: nothing to start from
-        return memory
-    try:
-        states = disk.meter_states()
-    except (sqlite3.Error, StoreError) as err:
-        log.warning("store %s: its meter baselines cannot be read (%s); meter checks start again from "
-                    "each printer's next reading", path, err)
-        return memory
-    finally:
-        disk.close()
-    for serial, state in states.items():
-        memory.save_meter_state(serial, state)
-    if states:
-        log.info("store %s: the meter baselines of %s were read from it; meter checks go on from them",
-                 path, plural(len(states), "printer"))
-    return memory

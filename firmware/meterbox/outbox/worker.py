@@ -27,7 +27,8 @@ import threading
 from typing import Any, Callable, TypeVar
 
 from meterbox.background import settle
-from meterbox.outbox.store import Store, store_error
+from meterbox.outbox.failures import store_error
+from meterbox.outbox.store import Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
