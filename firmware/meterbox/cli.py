@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 from meterbox import __version__
 from meterbox.config import Config, Credential, Secret, load, parse_host
 from meterbox.errors import MeterboxError
-from meterbox.logs import plural
+from meterbox.printers import discover_command
 from meterbox.printers.reading import utc_iso
 
 DEFAULT_CONFIG = Path(os.environ.get("METERBOX_CONFIG", "/etc/meterbox/meterbox.toml"))
@@ -76,7 +76,8 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--limit", type=int, default=20, help="how many messages, newest first (default 20)")
             s.add_argument("--serial", help="only this printer")
 
-    _discover_args(sub.add_parser("discover", help="find the printers on the network now and list them"))
+    discover_command.add_arguments(sub.add_parser("discover", help="find the printers on the network now and "
+                                                  "list them"), DEFAULT_CONFIG)
 
     doc = sub.add_parser("doctor", help="check the store, certificates, clock and broker; say what to do")
     doc.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
@@ -160,8 +161,10 @@ def cmd_poll(args: argparse.Namespace) -> int:
                               for s in result.explain]
         print(json.dumps(out, ensure_ascii=False, indent=2))
         return 0
+    from meterbox.box.report import shown
+
     d = result.device
-    print(f"{d.manufacturer or '?'} {d.model or '?'}   serial {_shown(d.serial) or '(none)'}   profile {d.profile}")
+    print(f"{d.manufacturer or '?'} {d.model or '?'}   serial {shown(d.serial) or '(none)'}   profile {d.profile}")
     by_name = {s.name: s for s in result.explain}
     print("meters:" if result.reading.meters else "meters: none found")
     for m in result.reading.meters:
@@ -314,57 +317,28 @@ def cmd_sent(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from meterbox.box import live
-    from meterbox.box.pause import PauseSwitch
+    from meterbox.box import report
 
     cfg = _config(args.config)
-    running = live.read(cfg.runtime_dir)
-    pause = PauseSwitch(cfg.state_dir, cfg.runtime_dir)
     with _store(args.config) as store:
+        summary = report.summary(cfg, store)
         have_store = store is not None
-        summary = {"daemon": "running" if running else "not running", "paused": pause.paused,
-                   "paused_since": pause.since(), "backlog": store.backlog() if store else 0,
-                   "last_upload": _when(store.last_upload() if store else None),
-                   "last_error": store.state("last_error") if store else None,
-                   "printers": store.printers() if store else [],
-                   "meters_held": json.loads((store.state("meters_held") if store else None) or "[]"),
-                   "waiting_for_clock": store.held() if store else 0, "live": running,
-                   "refused": store.refused() if store else [],
-                   "enrollment": _enrollment(cfg)}
-    if running and running.get("uplink_error") is not None:
-        summary["last_error"] = running["uplink_error"]
-    if running and "meters_held" in running:   # the daemon's own view: its store may be in memory, not this file
-        summary["meters_held"] = running["meters_held"]
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
         return 0
-    print(_status_text(cfg, summary, have_store))
+    print(report.status_text(cfg, summary, have_store))
     return 0
 
 
-def _enrollment(cfg: Config) -> dict[str, Any] | None:
-    """Where enrollment stands (None for a box whose uplink is configured by hand)."""
-    from meterbox.box.enroll import load_site, site_dir
-
-    if cfg.identity is None or cfg.uplink.host:
-        return None
-    try:
-        noted = json.loads((site_dir(cfg.state_dir) / "enrollment.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        noted = {}
-    site = load_site(cfg.state_dir, cfg.identity)
-    state = noted.get("state") or ("enrolled" if site else "not started")
-    out: dict[str, Any] = {"box": cfg.box_id, "identity": str(cfg.identity), "state": state,
-                           "since": noted.get("since"), "message": noted.get("message"), "site": None}
-    if site:
-        out["site"] = {"name": site.name, "broker": f"{site.uplink.host}:{site.uplink.port}",
-                       "certificate_until": _when(site.not_after), "renew_after": _when(site.renew_after)}
-    return out
+def cmd_discover(args: argparse.Namespace) -> int:
+    return discover_command.run(args, DEFAULT_CONFIG)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from meterbox.box.report import enrollment
+
     cfg = _config(args.config)
-    info = _enrollment(cfg)
+    info = enrollment(cfg)
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
@@ -383,74 +357,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         print("  scan the QR code on the box's label with a phone and confirm; the box asks the vendor every few "
               "seconds while the service runs")
     return 0
-
-
-def _status_text(cfg: Config, summary: dict[str, Any], have_store: bool) -> str:
-    """`meterbox status` for a person at a terminal."""
-    live = summary["live"]
-    lines = []
-    if live:
-        link = "connected to the vendor" if live.get("connected") else "not connected"
-        lines.append(f"daemon: running (pid {live['pid']}); {link}")
-        if live.get("fault"):
-            from meterbox.box.legend import Legend
-
-            fault = Legend.load().fault(live["fault"])
-            lines.append(f"FAULT, red LED {fault.blinks} blinks: {fault.title}. {fault.meaning} "
-                         f"What to do: {fault.action}")
-        if live.get("store_in_memory"):
-            lines.append(f"store problem: {live['store_error']}; the daemon keeps its readings in memory only "
-                         "(lost on a power cut) until this is fixed and it is restarted; printers and backlog "
-                         "below are from the store file as it was")
-        elif live.get("store_error"):
-            lines.append(f"store problem: {live['store_error']}; {live.get('in_memory', 0)} readings kept in memory")
-    else:
-        lines.append("daemon: NOT running; start it with `systemctl start meterbox` (what follows is from the store)")
-    enrollment = summary.get("enrollment")
-    if enrollment and enrollment["state"] != "enrolled":
-        since = f" since {enrollment['since']}" if enrollment["since"] else ""
-        lines.append(f"enrollment: {enrollment['state']}{since}"
-                     + (f": {enrollment['message']}" if enrollment["message"] else ""))
-    if not have_store:
-        lines.append(f"no store yet at {cfg.state_dir / 'meterbox.db'}: the daemon makes it when it first runs")
-    lines.append(f"uploads: {'PAUSED (' + (summary['paused_since'] or '') + ')' if summary['paused'] else 'on'}   "
-                 f"backlog: {summary['backlog']}   last upload: {summary['last_upload'] or 'never'}")
-    if summary["last_error"]:
-        lines.append(f"last error: {summary['last_error']}")
-    if summary["waiting_for_clock"]:
-        lines.append(f"{summary['waiting_for_clock']} readings wait for the clock to synchronise (their time is "
-                     "corrected then); allow NTP (UDP 123) to the internet; `meterbox doctor` checks the clock")
-    for held in summary["meters_held"]:
-        lines.append(f"held back: printer {_shown(held['serial'])} {held['meter']}: {held['reason']}")
-    for refused in summary["refused"]:
-        reason = refused["reason"] or ""
-        why = reason if reason.startswith("not enrolled") else f"outside the wire contract ({reason})"
-        lines.append(f"not sent: printer {_shown(refused['serial'])}: {refused['count']} {refused['kind']} "
-                     f"message(s) kept here: {_shown(why)}")
-    printers = summary["printers"]
-    configured = len(cfg.printers)
-    count = f"{len(printers)} printer{'' if len(printers) == 1 else 's'} polled"
-    if configured and len(printers) < configured:
-        count += f" ({configured} configured; the others not polled yet)"
-    lines.append(count)
-    for p in printers:
-        state = "ok" if not p["last_error"] else p["last_error"]
-        name = _shown(f"{p['manufacturer'] or ''} {p['model'] or ''}".strip()) or "?"
-        lines.append(f"  {p['address']:<22} {_shown(p['serial']) or '-':<16} {name:<32} "
-                     f"last poll {_when(p['last_poll']) or 'never'}: {_shown(state)}")
-    return "\n".join(lines)
-
-
-def _shown(text: str | None, limit: int = 80) -> str:
-    """A printer's text on a terminal: no escapes or control characters, long ones cut."""
-    from meterbox.outbox.wire import printable
-
-    shown = printable(text) or ""
-    return shown if len(shown) <= limit else shown[:limit - 1] + "…"
-
-
-def _when(value: Any) -> str | None:
-    return utc_iso(float(value)) if value else None
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -495,130 +401,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
         waiting = store.backlog() if store else 0
     print(f"{text}; {waiting} message{'' if waiting == 1 else 's'} waiting will be sent")
     return 0
-
-
-def _discover_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--range", "-r", action="append", default=[], metavar="CIDR|FIRST-LAST",
-                   help="sweep this range instead of the box's own subnets (repeatable)")
-    p.add_argument("--community", "-c", action="append", default=[],
-                   help="v2c community to try, in order (repeatable; default: the config's "
-                        "[[credentials]], else public)")
-    p.add_argument("--user", "-u", help="also try this SNMPv3 user (after the communities)")
-    p.add_argument("--auth-protocol", "-a", default="SHA", help="SNMPv3 auth protocol (default SHA)")
-    p.add_argument("--auth-key", "-A", help="SNMPv3 auth pass phrase")
-    p.add_argument("--priv-protocol", "-x", default="AES", help="SNMPv3 privacy protocol (default AES)")
-    p.add_argument("--priv-key", "-X", help="SNMPv3 privacy pass phrase")
-    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for each address (default 1)")
-    p.add_argument("--rate", type=int, help="at most this many SNMP packets per second (default 500)")
-    p.add_argument("--no-mdns", action="store_true", help="do not listen for printers announcing themselves")
-    p.add_argument("--json", action="store_true",
-                   help="print a JSON list of {address, manufacturer, model, serial, credential}")
-    p.add_argument("--config", type=Path, help=f"take credentials and [discovery] from this file "
-                   f"(default {DEFAULT_CONFIG}, if it exists)")
-
-
-def _discover_credentials(args: argparse.Namespace, cfg: Config | None) -> list[Credential]:
-    """--community values (else the config's [[credentials]], else v2c public), then the --user."""
-    from meterbox.printers.discovery import DEFAULT_CREDENTIALS
-
-    creds = [Credential(version="2c", community=Secret(c)) for c in args.community]
-    creds = creds or list(cfg.credentials if cfg else ()) or list(DEFAULT_CREDENTIALS)
-    if args.user:
-        creds.append(Credential(version="3", user=args.user, auth_protocol=args.auth_protocol.upper(),
-                                auth_key=Secret(args.auth_key) if args.auth_key else None,
-                                priv_protocol=args.priv_protocol.upper(),
-                                priv_key=Secret(args.priv_key) if args.priv_key else None))
-    return creds
-
-
-def _discover_ranges(texts: list[str]) -> list[Any]:
-    """The --range values that parse; each bad one is one message, and the sweep goes on."""
-    from meterbox.config import parse_range
-
-    ranges = []
-    for text in texts:
-        try:
-            ranges.append(parse_range(text))
-        except ValueError as err:
-            print(f"meterbox: --range {text!r}: {err}; skipped", file=sys.stderr)
-    return ranges
-
-
-class _ClearLine(logging.Filter):
-    """On a terminal, a log line first wipes the progress bar it would otherwise run into."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        sys.stderr.write("\r\033[K")
-        return True
-
-
-def _progress_bar(done: int, total: int, found: int) -> None:
-    width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} addresses, "
-                     f"{found} printers ")
-    sys.stderr.flush()
-
-
-def cmd_discover(args: argparse.Namespace) -> int:
-    if args.rate is not None and not 1 <= args.rate <= 10000:
-        raise MeterboxError("--rate must be 1–10000 packets per second")
-    if args.timeout <= 0:
-        raise MeterboxError("--timeout must be more than 0 seconds")
-    path = args.config or (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
-    cfg = _config(path) if path else None
-    ranges = _discover_ranges(args.range)
-    if args.range and not ranges:
-        raise MeterboxError("no --range could be read; write them as 192.0.2.0/24 or 192.0.2.10-192.0.2.50")
-    tty = sys.stderr.isatty()
-    if tty:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_ClearLine())
-    result = asyncio.run(_sweep(args, cfg, ranges, _progress_bar if tty else None))
-    if tty:
-        sys.stderr.write("\r\033[K")
-    rows = [found.row() for found in result.printers]
-    if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-    else:
-        _discover_table(rows, result)
-    return 0
-
-
-async def _sweep(args: argparse.Namespace, cfg: Config | None, ranges: list[Any], progress: Any) -> Any:
-    """One sweep: --range replaces the own subnets and the config's ranges and hosts."""
-    from dataclasses import replace
-
-    from meterbox.config import DiscoveryConfig
-    from meterbox.printers.discovery import Discovery
-    from meterbox.printers.snmp import SnmpClient
-
-    settings = cfg.discovery if cfg else DiscoveryConfig()
-    if args.rate:
-        settings = replace(settings, rate=args.rate)
-    client = SnmpClient()
-    try:
-        finder = Discovery(client, _discover_credentials(args, cfg), settings, probe_timeout=args.timeout,
-                           poll_timeout=cfg.poll.timeout if cfg else 2.0, progress=progress)
-        return await finder.sweep(ranges if args.range else None, [] if args.range else None,
-                                  own_subnets=not args.range, mdns=False if args.no_mdns else None)
-    finally:
-        client.close()
-
-
-def _discover_table(rows: list[dict[str, Any]], result: Any) -> None:
-    keys = ("address", "manufacturer", "model", "serial", "credential")
-    cells = [[str(row[k] or "-") for k in keys] for row in rows]
-    widths = [max([len(k)] + [len(c[i]) for c in cells]) for i, k in enumerate(keys)]
-    for line in [[k.upper() for k in keys], *cells]:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
-    for found in result.printers:
-        if found.also_at:
-            print(f"printer {found.serial} also answers at {', '.join(found.also_at)} (another network port)")
-    print(f"{plural(len(rows), 'printer')} in {plural(result.addresses, 'address', 'addresses')} "
-          f"({result.seconds:.1f} s); {plural(len(result.others), 'other SNMP device')} ignored")
-    if result.own:
-        print(f"the box's own address {', '.join(result.own)} is in the range and was not probed")
 
 
 def cmd_profiles(args: argparse.Namespace) -> int:
