@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-import re
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -25,16 +25,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from meterbox.config import ConfigProblems, Credential, DiscoveryConfig, Secret, load, parse_range
-from meterbox.printers.discovery import Discovery, Found, TokenBucket, _chains, merge, own_subnets
-from meterbox.printers.netif import Interface
+from meterbox.config import (
+    ConfigProblems,
+    Credential,
+    DiscoveryConfig,
+    Secret,
+    load,
+    parse_range,
+)
+from meterbox.printers.discovery import Discovery, _chains
+from meterbox.printers.found import Found, merge
+from meterbox.printers.netif import Interface, own_subnets
+from meterbox.printers.pacing import TokenBucket
 from meterbox.printers.poll import PollResult
 from meterbox.printers.reading import Device, Reading
 from meterbox.printers.snmp import SnmpClient
 from support import INSTALL_SNMPSIM, require
-from support.netns import (INSTALL_NETNS, INSTALL_SNMPD, Lan, Printers, Snmpd, non_printer_conf, recording,
-                           sys_object_id, v3_printer_conf)
+from support.netns import (
+    INSTALL_NETNS,
+    INSTALL_SNMPD,
+    Lan,
+    Printers,
+    Snmpd,
+    non_printer_conf,
+    recording,
+    sys_object_id,
+    v3_printer_conf,
+)
 from support.snmpsim import Simulator, responder_binary
 
 BOX = '[box]\nid = "MB-7F3A9C"\n'

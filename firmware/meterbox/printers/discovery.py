@@ -26,15 +26,21 @@ import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from meterbox.printers import netif
 from meterbox.config import AddressRange, Credential, DiscoveryConfig
+from meterbox.errors import (
+    MeterboxError,
+    NotAPrinter,
+    PrinterUnreachable,
+    SnmpAuthError,
+    SnmpError,
+)
 from meterbox.logs import plural
-from meterbox.errors import MeterboxError, NotAPrinter, PrinterUnreachable, SnmpAuthError, SnmpError
-from meterbox.printers.poll import PollResult, read_printer
-from meterbox.printers.reading import Device
+from meterbox.printers import netif
+from meterbox.printers.found import Found, SweepResult, address_text, merge, say_once
+from meterbox.printers.pacing import TokenBucket
+from meterbox.printers.poll import read_printer
 from meterbox.printers.snmp import Prober, SnmpClient, Target
 
 log = logging.getLogger(__name__)
@@ -50,134 +56,7 @@ Progress = Callable[[int, int, int], None]     # (addresses done, addresses plan
 Key = tuple[str, int]                           # (host, port)
 
 
-def address_text(host: str, port: int) -> str:
-    """How an address is shown: "192.0.2.10", "192.0.2.10:1161", "[2001:db8::10]:1161"."""
-    if port == 161:
-        return host
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class TokenBucket:
-    """Paces packets to RATE per second on average, with bursts of at most BURST."""
-
-    def __init__(self, rate: float, burst: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = float(rate)
-        self.burst = float(burst or max(1, int(rate) // 20))
-        self.tokens = self.burst
-        self.clock = clock
-        self.stamp = clock()
-        self.taken = 0
-        self._lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        now = self.clock()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-
-    async def take(self) -> None:
-        """Wait for one token; waiters are served in turn (asyncio.Lock is FIFO), so the pace holds."""
-        async with self._lock:
-            self._refill()
-            if self.tokens < 1:
-                await asyncio.sleep((1 - self.tokens) / self.rate)
-                self._refill()
-            self.tokens -= 1
-            self.taken += 1
-
-
-@dataclass
-class Found:
-    """A printer a sweep found: where it answered, with which credential, and who it is."""
-
-    host: str
-    port: int
-    credential: Credential
-    result: PollResult
-    via: str                                  # "subnet eth0", "range …", "host", "mDNS <name>"
-    also_at: list[str] = field(default_factory=list)
-
-    @property
-    def device(self) -> Device:
-        return self.result.device
-
-    @property
-    def serial(self) -> str | None:
-        return self.device.serial or None
-
-    @property
-    def address(self) -> str:
-        return address_text(self.host, self.port)
-
-    def row(self) -> dict[str, Any]:
-        """One line of `meterbox discover`: never the community or key, only which kind worked."""
-        return {"address": self.address, "manufacturer": self.device.manufacturer,
-                "model": self.device.model, "serial": self.serial,
-                "credential": self.credential.describe()}
-
-
-@dataclass
-class SweepResult:
-    """What one sweep saw, for the CLI table, the daemon and the benchmark."""
-
-    printers: list[Found]            # one per serial, by address; those without a serial last
-    addresses: int = 0               # addresses probed
-    answered: int = 0                # answered SNMP with some credential
-    others: list[str] = field(default_factory=list)     # answered, but are not printers
-    own: list[str] = field(default_factory=list)        # the box's own addresses, in a range: not probed
-    problems: list[str] = field(default_factory=list)   # one sentence each: what, where, what to do
-    packets: int = 0                 # probe requests sent (identification polls not counted)
-    seconds: float = 0.0
-
-
 # ---------------------------------------------------------------------------- where to look
-
-_said: set[str] = set()
-
-
-def _note(message: str) -> None:
-    """Log a fact about the network once per process (INFO), later sweeps only at DEBUG."""
-    log.log(logging.DEBUG if message in _said else logging.INFO, "%s", message)
-    _said.add(message)
-
-
-def own_subnets(interfaces: Iterable[netif.Interface], max_prefix: int
-                ) -> tuple[list[tuple[str, ipaddress.IPv4Network]], set[str], list[str]]:
-    """(interface, network) blocks to sweep, the box's own addresses, and notes for the technician."""
-    blocks: list[tuple[str, ipaddress.IPv4Network]] = []
-    own: set[str] = set()
-    notes: list[str] = []
-    for iface in interfaces:
-        own.update(str(a.ip) for a in iface.addresses)
-        if iface.loopback or not iface.up:
-            continue
-        if not iface.addresses:
-            notes.append(f"interface {iface.name} is up but has no IPv4 address: not swept "
-                         "(if printers are on it, check its cable and DHCP)")
-        for address in iface.addresses:
-            block = _block(iface.name, address, max_prefix, notes)
-            if block is not None and block not in blocks:
-                blocks.append(block)
-    return [(name, net) for name, net in blocks], own, notes
-
-
-def _block(name: str, address: ipaddress.IPv4Interface, max_prefix: int,
-           notes: list[str]) -> tuple[str, ipaddress.IPv4Network] | None:
-    """The part of one interface subnet to sweep, capped at max_prefix around the box."""
-    net = address.network
-    if address.ip.is_link_local:
-        notes.append(f"interface {name} has only the self-assigned address {address}: not swept "
-                     "(DHCP gave it no address; check the network)")
-        return None
-    if net.prefixlen >= 31:
-        return None
-    if net.prefixlen < max_prefix:
-        cut = ipaddress.IPv4Network(f"{address.ip}/{max_prefix}", strict=False)
-        notes.append(f"interface {name}: {net} is larger than /{max_prefix}; sweeping only {cut} "
-                     f"around the box (raise [discovery] max_prefix or add ranges for the rest)")
-        net = cut
-    return name, net
-
 
 class _Sweep:
     """One run: probes, identifies and collects; built fresh by Discovery.sweep each time."""
@@ -231,8 +110,7 @@ class _Sweep:
     def problem(self, message: str) -> None:
         """Something a person must fix: a warning the first time, later sweeps only at DEBUG."""
         self.result.problems.append(message)
-        log.log(logging.DEBUG if message in _said else logging.WARNING, "%s", message)
-        _said.add(message)
+        say_once(message, logging.WARNING)
 
     # ---- one address
     async def _examine(self, host: str, port: int, via: str) -> None:
@@ -348,28 +226,6 @@ def _chains(credentials: Sequence[Credential]) -> list[list[Credential]]:
     return chains
 
 
-def _order(found: Found) -> tuple[int, int, int]:
-    address = ipaddress.ip_address(found.host)
-    return address.version, int(address), found.port
-
-
-def merge(found: Iterable[Found]) -> list[Found]:
-    """One entry per serial, at its lowest address; the other addresses go to also_at."""
-    by_serial: dict[str, Found] = {}
-    anonymous: list[Found] = []
-    for item in sorted(found, key=_order):
-        if item.serial is None:
-            anonymous.append(item)
-        elif item.serial in by_serial:
-            first = by_serial[item.serial]
-            first.also_at.append(item.address)
-            _note(f"printer {item.serial} answers at {first.address} and {item.address}: "
-                  f"one printer with two network ports; it is read at {first.address}")
-        else:
-            by_serial[item.serial] = item
-    return [*by_serial.values(), *anonymous]
-
-
 class Discovery:
     """Sweeps for printers; the daemon keeps one, `meterbox discover` makes one per run."""
 
@@ -392,7 +248,7 @@ class Discovery:
         started = time.monotonic()
         blocks, own, notes = self._subnets() if own_subnets else ([], self._own(), [])
         for note in notes:
-            _note(note)
+            say_once(note)
         run = _Sweep(self, own)
         browser = await self._mdns(run) if (self.cfg.mdns if mdns is None else mdns) else None
         try:
@@ -418,7 +274,7 @@ class Discovery:
             found = self.interfaces()
         except OSError as err:
             return [], set(), [f"cannot list the network interfaces ({err}); only ranges and hosts are swept"]
-        blocks, own, notes = own_subnets(found, self.cfg.max_prefix)
+        blocks, own, notes = netif.own_subnets(found, self.cfg.max_prefix)
         if not blocks:
             notes.append("no network interface has an IPv4 subnet to sweep; check the cable and DHCP, "
                          "or list ranges under [discovery]")
@@ -460,7 +316,9 @@ class Discovery:
 
     @staticmethod
     async def _mdns(run: _Sweep) -> Any:
-        from meterbox.printers.mdns import MdnsBrowser      # zeroconf costs import time; only when used
+        from meterbox.printers.mdns import (
+            MdnsBrowser,  # zeroconf costs import time; only when used
+        )
 
         browser = MdnsBrowser(run.announced)
         return browser if await browser.start() else None

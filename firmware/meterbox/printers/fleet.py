@@ -19,7 +19,8 @@ from typing import Iterable
 
 from meterbox.config import Config, PrinterTarget
 from meterbox.errors import StoreError
-from meterbox.printers.discovery import Discovery, Found
+from meterbox.printers.discovery import Discovery
+from meterbox.printers.found import Found
 from meterbox.printers.poller import Context, Poller
 from meterbox.printers.snmp import SnmpClient, Target
 

@@ -1,4 +1,6 @@
-"""The box's own network interfaces and their IPv4 subnets: the only importer of ifaddr.
+"""The box's own network interfaces, their IPv4 subnets and the blocks of them a sweep covers.
+
+The only importer of ifaddr.
 
 Names and flags come from the kernel of the calling thread's network namespace
 (if_nameindex and SIOCGIFFLAGS), not from /sys, so this is right inside
@@ -11,6 +13,7 @@ import fcntl
 import ipaddress
 import socket
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import ifaddr
@@ -55,3 +58,41 @@ def _flags(name: str) -> tuple[bool, bool]:
         return False, False
     flags = _IFREQ.unpack(raw)[1]
     return bool(flags & _IFF_UP), bool(flags & _IFF_LOOPBACK)
+
+
+def own_subnets(interfaces: Iterable[Interface], max_prefix: int
+                ) -> tuple[list[tuple[str, ipaddress.IPv4Network]], set[str], list[str]]:
+    """(interface, network) blocks to sweep, the box's own addresses, and notes for the technician."""
+    blocks: list[tuple[str, ipaddress.IPv4Network]] = []
+    own: set[str] = set()
+    notes: list[str] = []
+    for iface in interfaces:
+        own.update(str(a.ip) for a in iface.addresses)
+        if iface.loopback or not iface.up:
+            continue
+        if not iface.addresses:
+            notes.append(f"interface {iface.name} is up but has no IPv4 address: not swept "
+                         "(if printers are on it, check its cable and DHCP)")
+        for address in iface.addresses:
+            block = _block(iface.name, address, max_prefix, notes)
+            if block is not None and block not in blocks:
+                blocks.append(block)
+    return [(name, net) for name, net in blocks], own, notes
+
+
+def _block(name: str, address: ipaddress.IPv4Interface, max_prefix: int,
+           notes: list[str]) -> tuple[str, ipaddress.IPv4Network] | None:
+    """The part of one interface subnet to sweep, capped at max_prefix around the box."""
+    net = address.network
+    if address.ip.is_link_local:
+        notes.append(f"interface {name} has only the self-assigned address {address}: not swept "
+                     "(DHCP gave it no address; check the network)")
+        return None
+    if net.prefixlen >= 31:
+        return None
+    if net.prefixlen < max_prefix:
+        cut = ipaddress.IPv4Network(f"{address.ip}/{max_prefix}", strict=False)
+        notes.append(f"interface {name}: {net} is larger than /{max_prefix}; sweeping only {cut} "
+                     f"around the box (raise [discovery] max_prefix or add ranges for the rest)")
+        net = cut
+    return name, net
