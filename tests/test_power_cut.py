@@ -158,7 +158,7 @@ def test_a_power_cut_loses_nothing_the_broker_acknowledged_and_doubles_nothing(
     devices = collections.Counter(m.json["serial"] for m in {m.json["id"]: m for m in received}.values()
                                   if m.kind == "devices")
     assert devices == {s: 1 for s in THREE.values()}, devices   # one announcement per printer, ever
-    assert "damaged" not in daemon.log() and not list(disk.platter.glob("meterbox.db.corrupt-*"))
+    assert "damaged" not in daemon.whole_log() and not list(disk.platter.glob("meterbox.db.corrupt-*"))
     assert dropped_writes > 0, "the cuts dropped nothing: the test did not test a power cut"
     readings = sum(1 for kind, _ in final.values() if kind == "reading")
     with capsys.disabled():

@@ -123,7 +123,7 @@ def test_session_and_queue_survive_broker_restart(pki: Pki, tmp_path: Path) -> N
                              "meterbox/v1/MB-7F3A9C/readings", reading("MB-7F3A9C"))
         assert sent.returncode == 0, sent.stderr
         # Queued for the persistent session while the subscriber reconnects.
-        sub.wait_for(lambda ms: len(ms) == 1, timeout=15)
+        sub.wait_for(lambda ms: len(ms) >= 1, timeout=15)
 
 
 def test_box_publishes_over_websockets(pki: Pki, tmp_path: Path) -> None:
@@ -141,4 +141,4 @@ def test_box_publishes_over_websockets(pki: Pki, tmp_path: Path) -> None:
         finally:
             client.disconnect()
             client.loop_stop()
-        assert [m.json for m in sub.wait_for(lambda ms: len(ms) == 1)] == [{"v": 1}]
+        assert [m.json for m in sub.wait_for(lambda ms: len(ms) >= 1)] == [{"v": 1}]

@@ -1,8 +1,9 @@
 """Soak: the uplink stays up for minutes while many printers publish and the broker is busy.
 
-The real Uplink runs on this test's event loop against a real Mosquitto with mutual TLS and a
-short keepalive (3 s), fed from a real Store by a pump like the daemon's; 50 "printers" add
-readings at random moments. Meanwhile other clients load the broker (mosquitto_pub at QoS 1,
+The daemon itself (its parts from build(), run by Daemon.run on this test's event loop) talks
+to a real Mosquitto with mutual TLS and a short keepalive (3 s); 50 "printers" hand readings
+to its commit buffer at random moments, as its pollers do, and its own store, pump and
+heartbeat do the rest. Meanwhile other clients load the broker (mosquitto_pub at QoS 1,
 mosquitto_sub receiving it all). At the end: not one disconnect (the uplink's CONNACK count
 and Mosquitto's own log), and every reading arrived at the vendor's subscriber once,
 byte-identical to what the store sent, in each printer's order.
@@ -27,15 +28,15 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
-from meterbox.config import UplinkConfig
+from meterbox.box.daemon import Daemon, build
+from meterbox.config import load
 from meterbox.errors import UplinkError
+from meterbox.outbox.clock import FileClock
 from meterbox.outbox.store import Store
 from meterbox.printers.reading import Device, Meter, Reading, Supply
-from meterbox.uplink.mqtt import Uplink
 from support import INSTALL_MOSQUITTO, require
 from support.broker import Broker
-from support.daemon import BOX_ID
+from support.daemon import BOX_ID, BoxConfig
 from support.pki import INGEST_ID, Pki
 from support.process import spawn, terminate
 from support.subscriber import Subscriber
@@ -96,89 +97,66 @@ def reading(serial: str, n: int) -> tuple[Device, Reading]:
 
 
 class Box:
-    """What the daemon does around the uplink, cut down: printers -> store -> pump -> uplink."""
+    """The daemon with no printers of its own, fed by this test's printers through its commit buffer."""
 
-    def __init__(self, store: Store, cfg: UplinkConfig) -> None:
-        self.store = store
-        self.wake = asyncio.Event()
+    def __init__(self, config: Path, clock: Path) -> None:
+        clock.write_text('{"synced": true}')   # test machines rarely run NTP; readings wait for a synced clock
+        self.cfg = load(config)
+        self.parts = build(self.cfg, clock=FileClock(clock))
+        self.daemon = Daemon(self.cfg, self.parts)
         self.errors: list[UplinkError] = []
-        self.uplink = Uplink(cfg, BOX_ID, on_ack=self.wake.set, on_state=self._state)
-        self.to_store: list[tuple[Device, Reading]] = []
-        self.acked: list[str] = []
-        self.producing = True
+        said = self.daemon.uplink_state
 
-    def _state(self, err: UplinkError | None) -> None:
-        if err is not None:
-            self.errors.append(err)
-        self.wake.set()
+        def state(err: UplinkError | None) -> None:
+            if err is not None:
+                self.errors.append(err)
+            said(err)
+        self.daemon.uplink_state = state  # type: ignore[method-assign]
 
     async def printer(self, serial: str, until: float) -> None:
         n = 0
         await asyncio.sleep(random.uniform(0, 1))
         while time.monotonic() < until:
-            self.to_store.append(reading(serial, n))
+            self.parts.commits.add(*reading(serial, n))
             n += 1
             await asyncio.sleep(random.uniform(0.1, 0.9))  # about 2 readings/s per printer
 
-    async def commits(self) -> None:
-        while self.producing or self.to_store:
-            await asyncio.sleep(0.5)  # the daemon's group commit
-            batch, self.to_store = self.to_store, []
-            if batch:
-                self.store.add_readings(BOX_ID, batch)
-                self.wake.set()
-
-    async def pump(self) -> None:
-        while True:
-            self.acked += self.uplink.take_acked()
-            if self.acked:
-                self.store.mark_sent(self.acked)
-                self.acked = []
-            if not self.producing and not self.to_store and self.store.backlog() == 0:
-                return
-            if window := self.uplink.window():
-                for message in self.store.pending(window, exclude=self.uplink.flying()):
-                    if not self.uplink.publish(message):
-                        break
-            self.wake.clear()
-            try:
-                await asyncio.wait_for(self.wake.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
+    async def drained(self, timeout: float) -> None:
+        """Every reading committed and acknowledged (the store's backlog is empty)."""
+        deadline = time.monotonic() + timeout
+        while self.parts.commits.readings or await self.parts.db.call(Store.backlog):
+            assert time.monotonic() < deadline, "the backlog did not drain"
+            await asyncio.sleep(0.2)
 
 
 async def soak(box: Box, seconds: float) -> None:
-    runner = asyncio.create_task(box.uplink.run())
+    stop = asyncio.Event()
+    daemon = asyncio.create_task(box.daemon.run(stop))
     until = time.monotonic() + seconds
     printers = [asyncio.create_task(box.printer(f"SOAK{i:03d}", until)) for i in range(PRINTERS)]
-    committer = asyncio.create_task(box.commits())
-    pump = asyncio.create_task(box.pump())
     await asyncio.gather(*printers)
-    box.producing = False
-    await committer
-    await asyncio.wait_for(pump, 120)  # the rest drains
-    await box.uplink.close()
-    await asyncio.wait_for(runner, 5)
+    await box.drained(120)
+    stop.set()
+    await asyncio.wait_for(daemon, 10)
 
 
 def test_uplink_stays_up_under_load_and_every_payload_arrives_intact_in_order(
         tmp_path: Path, soak_broker: Broker) -> None:
-    cert, key = soak_broker.client_cert(BOX_ID)
-    cfg = UplinkConfig(host=soak_broker.host, port=soak_broker.port, ca_file=soak_broker.ca_file,
-                       cert_file=cert, key_file=key, keepalive=KEEPALIVE, transport="mqtt")
-    store = Store(tmp_path / "meterbox.db")
-    box = Box(store, cfg)
-    try:
-        with Subscriber(soak_broker) as sub, Noise(soak_broker, tmp_path):
-            started = time.monotonic()
-            asyncio.run(soak(box, SOAK_SECONDS))
-            minutes = (time.monotonic() - started) / 60
+    config = BoxConfig(state_dir=tmp_path / "state", broker=soak_broker, keepalive=f"{KEEPALIVE:g}s",
+                       uplink_extra='transport = "mqtt"').write(tmp_path / "meterbox.toml")
+    box = Box(config, tmp_path / "clock.json")
+    with Subscriber(soak_broker) as sub, Noise(soak_broker, tmp_path):
+        started = time.monotonic()
+        asyncio.run(soak(box, SOAK_SECONDS))
+        minutes = (time.monotonic() - started) / 60
+        store = Store.reader(box.cfg.state_dir / "meterbox.db")
+        try:
             assert store.backlog() == 0
             sent = list(store.messages("reading"))
-            sub.wait_for(lambda ms: len({m.json["id"] for m in ms if m.box == BOX_ID and m.kind == "readings"})
-                         >= len(sent), timeout=60)
-    finally:
-        store.close()
+        finally:
+            store.close()
+        sub.wait_for(lambda ms: len({m.json["id"] for m in ms if m.box == BOX_ID and m.kind == "readings"})
+                     >= len(sent), timeout=60)
     broker_log = soak_broker.log()
     ours = [line for line in broker_log.splitlines() if BOX_ID in line]
     connects = [line for line in ours if "New client connected" in line]
@@ -193,9 +171,9 @@ def test_uplink_stays_up_under_load_and_every_payload_arrives_intact_in_order(
               if re.search(r"OpenSSL Error|protocol error", line, re.I) and "unexpected eof" not in line
               and not re.search(r"Client (auto-|noise-|<unknown>)", line)]
     drops = ends[:-1] + errors if ends and ends[-1].endswith(f"Client {BOX_ID} disconnected.") else ends + errors
-    print(f"soak: {len(sent)} readings in {minutes:.1f} min; CONNACKs {box.uplink.connections}; "
+    print(f"soak: {len(sent)} readings in {minutes:.1f} min; CONNACKs {box.parts.uplink.connections if box.parts.uplink else 0}; "
           f"broker: {len(connects)} connects, {len(drops)} drops; errors {[str(e) for e in box.errors]}")
-    assert box.uplink.connections == 1 and len(connects) == 1, "\n".join(ours[-20:])
+    assert box.parts.uplink is not None and box.parts.uplink.connections == 1 and len(connects) == 1, "\n".join(ours[-20:])
     assert drops == [] and box.errors == [], "\n".join(drops[:10])
     assert len(sent) >= PRINTERS * SOAK_SECONDS  # about 2 a second per printer: thousands
 

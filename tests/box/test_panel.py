@@ -18,6 +18,7 @@ from meterbox.box.legend import Legend, LedState, Steps
 from meterbox.box.panel import BOUNCE, Panel
 from meterbox.box.pins import PinMap
 from meterbox.box.state import BoxState
+from support.leds import assert_timeline
 from support.loop import LoopThread, pressed_button, wait_until
 
 LEGEND = Legend.load()
@@ -83,7 +84,7 @@ def assert_shows(pins: dict[str, MockPin], state: LedState, steps: Steps) -> Non
         assert wait_until(lambda: len(lit.states) >= 2)
         threading.Event().wait(0.3)  # steady: nothing may change in the next 0.3 s
     assert len(lit.states) >= len(want), lit.states
-    lit.assert_states_and_times(want)
+    assert_timeline(lit, want)
     for name, pin in pins.items():
         if name != state.led:
             assert not pin.state, f"{name} lit while showing {state.name}"
@@ -131,6 +132,7 @@ def test_changing_state_switches_leds_and_same_state_keeps_rhythm(
         loop_thread: LoopThread, panels: list[tuple[Panel, MockFactory]]) -> None:
     panel, factory = make(loop_thread, panels)
     panel.show(BoxState(unclaimed=True))
+    assert wait_until(lambda: bool(factory.pin(PINS.gpio("green")).state))   # the blink has begun
     pins = watch(factory)
     panel.show(BoxState(unclaimed=True))  # again: the blink goes on, not restarted
     assert [s.state for s in pins["green"].states] == [pins["green"].state]

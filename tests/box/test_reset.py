@@ -14,6 +14,7 @@ from meterbox.box.legend import Legend
 from meterbox.box.pins import PinMap
 from meterbox.box.reset import ResetPaths, held_at_start
 from meterbox.errors import MeterboxError
+from support.leds import assert_timeline
 from support.loop import pressed_button, wait_until
 
 PINS = PinMap.load()
@@ -58,7 +59,7 @@ def test_held_through_clears_and_keeps_identity(tmp_path: Path, caplog: pytest.L
     on, off = (t for _, t in LEGEND.state("reset_armed").steps or ())
     assert [s.state for s in amber.states[:4]] == [False, True, False, True]
     assert len(amber.states) >= 1.0 / (on + off)  # blinked the whole second, at its rate
-    amber.assert_states_and_times([(0.0, False), (amber.states[1].timestamp, True), (on, False), (off, True)])
+    assert_timeline(amber, [(0.0, False), (amber.states[1].timestamp, True), (on, False), (off, True)])
     messages = "\n".join(r.getMessage() for r in caplog.records)
     assert "factory reset: removed client certificate" in messages and str(paths.identity) in messages
 

@@ -75,7 +75,7 @@ def test_ready_status_and_watchdog_from_the_loop(notify: NotifySocket) -> None:
     pings = [t for t, _ in notify.lines("WATCHDOG=1")]
     before = [t for t in pings if t < started]
     assert statistics.median(gaps(before)) == pytest.approx(WATCHDOG / 2, abs=0.05)
-    assert not [t for t in pings if started + 0.05 < t < ended], "pinged while the loop was blocked"
+    assert not [t for t in pings if started + 0.1 < t < ended], "pinged while the loop was blocked"
     assert [t for t in pings if t > ended], "pings did not resume"
     assert notify.wait_for("STOPPING=1")
 
@@ -117,20 +117,22 @@ def test_daemon_process_notifies_and_a_frozen_one_stops_pinging(
                 said = run_cli("status", "--config", str(config))
             finally:
                 os.kill(proc.pid, signal.SIGCONT)
+            resumed = time.monotonic()
             assert said.startswith(f"daemon: running (pid {proc.pid})"), said
             status = notify.wait_for("STATUS=")[0][1]
-            notify.wait_for("WATCHDOG=1", count=4)
+            notify.wait_for("WATCHDOG=1", count=len(notify.lines("WATCHDOG=1")) + 6)
         except AssertionError as err:
             raise AssertionError(f"{err}\n{log_tail(log_path, 30)}") from None
         assert status == "STATUS=polling 1 printer, 0 waiting, last upload never"
-        pings = [t for t, _ in notify.lines("WATCHDOG=1")]
+        pings = [t for t, _ in notify.lines("WATCHDOG=1") if t > resumed]
         assert statistics.median(gaps(pings)) == pytest.approx(WATCHDOG / 2, abs=0.05)
         os.kill(proc.pid, signal.SIGSTOP)
         frozen = time.monotonic()
         threading.Event().wait(1.0)  # a second of a frozen daemon
         os.kill(proc.pid, signal.SIGCONT)
         thawed = time.monotonic()
-        assert not [t for t, _ in notify.lines("WATCHDOG=1") if frozen + 0.05 < t < thawed]
+        # (a ping sent just before the freeze may be received a little later on a busy machine)
+        assert not [t for t, _ in notify.lines("WATCHDOG=1") if frozen + 0.1 < t < thawed]
         terminate(proc)
         assert notify.wait_for("STOPPING=1")
     finally:

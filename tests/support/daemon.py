@@ -67,6 +67,7 @@ class BoxConfig:
     extra: str = ""
     uplink_extra: str = ""       # more [uplink] lines, e.g. 'transport = "websockets"'
     port: int | None = None      # the broker port to write (default: the broker's MQTT port)
+    keepalive: str = "5s"
 
     def write(self, path: Path) -> Path:
         lines = ["[box]", f'id = "{self.box_id}"', f'state_dir = "{self.state_dir}"',
@@ -78,7 +79,7 @@ class BoxConfig:
             cert, key = self.cert or self.broker.client_cert(self.box_id)
             lines += ["[uplink]", f'host = "{self.broker.host}"', f"port = {self.port or self.broker.port}",
                       f'ca_file = "{self.broker.ca_file}"', f'cert_file = "{cert}"', f'key_file = "{key}"',
-                      'keepalive = "5s"', self.uplink_extra, ""]
+                      f'keepalive = "{self.keepalive}"', self.uplink_extra, ""]
         if "[discovery]" not in self.extra:
             # Tests talk only to loopback and their own namespaces: never sweep the machine's LAN.
             lines += ["[discovery]", "enabled = false", ""]
@@ -95,6 +96,7 @@ class Daemon:
         self.log_path = work_dir / "meterbox.log"
         self.clock_path = work_dir / "clock.json"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._since = 0     # where this start's output begins in the log (a restart appends to it)
         if clock is not None or not self.clock_path.exists():
             self.set_clock(**(clock or {"synced": True}))
 
@@ -112,6 +114,7 @@ class Daemon:
         self.stop(check=kind is None)
 
     def start(self) -> None:
+        self._since = self.log_path.stat().st_size if self.log_path.exists() else 0
         self.proc = spawn([sys.executable, "-m", "meterbox", "run", "--config", str(self.config)], self.log_path,
                           env={"METERBOX_CLOCK_FILE": str(self.clock_path)})
 
@@ -139,7 +142,15 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What the daemon said since it was last started: an earlier run's lines never match."""
+        return self._read()[self._since:].decode(errors="replace")
+
+    def whole_log(self) -> str:
+        """Every run's output in this work directory."""
+        return self._read().decode(errors="replace")
+
+    def _read(self) -> bytes:
+        return self.log_path.read_bytes() if self.log_path.exists() else b""
 
     def wait_log(self, pattern: str, timeout: float = 15.0) -> re.Match[str]:
         """Wait until the daemon's log matches PATTERN (a regex)."""

@@ -174,14 +174,14 @@ class Enrollment:
                 result = await in_thread(self._call, name="enroll")
             except EnrollRevoked as err:
                 self.error_code = err.code
+                self.note("revoked", str(err))       # first: `meterbox enroll` says what the log says
                 self._once.say("enroll", f"enrollment: {err}", logging.ERROR)
-                self.note("revoked", str(err))
                 await self._sleep(REVOKED_RETRY)
                 continue
             except EnrollError as err:
                 self.error_code = err.code
-                self._once.say("enroll", f"enrollment: {err}; trying again", logging.WARNING)
                 self.note("error", str(err))
+                self._once.say("enroll", f"enrollment: {err}; trying again", logging.WARNING)
                 await self._sleep(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -216,9 +216,9 @@ class Enrollment:
 
     def _waiting(self, result: EnrollResult) -> None:
         if self.site is None:
+            self.note("waiting", "waiting to be claimed: scan the QR code on the box's label with a phone")
             self._once.say("enroll", "enrollment: waiting to be claimed: scan the QR code on the box's label "
                                      "with a phone and confirm", logging.INFO)
-            self.note("waiting", "waiting to be claimed: scan the QR code on the box's label with a phone")
         else:  # a renewal the vendor holds back (released box): keep the current certificate
             self.note("waiting", f"renewal held back by the vendor: {result.message}")
 
@@ -240,11 +240,11 @@ class Enrollment:
         self.site = _site(data, self.folder, self.identity_dir)
         self._once.clear("enroll")
         until = utc_iso(self.site.not_after) if self.site.not_after else "?"
+        self.note("enrolled", f"site {self.site.name!r}; certificate valid until {until}")
         if renewal:
             log.info("enrollment: client certificate renewed, valid until %s", until,
                      extra={"METERBOX_EVENT": "certificate-renewed"})
         else:
             log.info("enrollment: claimed for site %r; client certificate valid until %s; connecting to %s",
                      self.site.name, until, self.site.uplink.host, extra={"METERBOX_EVENT": "enrolled"})
-        self.note("enrolled", f"site {self.site.name!r}; certificate valid until {until}")
         self.on_site(self.site)
