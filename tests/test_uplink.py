@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Iterator
 import pytest
 
 import meterbox.uplink.mqtt
-from meterbox.config import UplinkConfig
+from meterbox.config import ProxyConfig, UplinkConfig
 from meterbox.errors import UplinkError
 from meterbox.outbox.store import Message
 from meterbox.uplink.mqtt import Uplink
@@ -247,11 +247,13 @@ class StallingBroker:
         self.port = self.server.getsockname()[1]
         self.hello, self.gone = threading.Event(), threading.Event()
         self.accepted: list[Any] = []
+        self.said = b""
 
     def _serve(self) -> None:
         conn, _ = self.server.accept()
         self.accepted.append(conn)
-        if conn.recv(4096):               # the box's ClientHello: the handshake is under way
+        self.said = conn.recv(4096)
+        if self.said:                     # the box's ClientHello (or a proxy CONNECT): set-up is under way
             self.hello.set()
         while conn.recv(4096):            # ... until the box closes or shuts down the connection
             pass
@@ -302,6 +304,26 @@ def test_a_pause_during_the_tls_handshake_cuts_it_short_at_once(pki: Pki) -> Non
                 assert box.uplink.connections == 0 and box.uplink.last_error is None and not any(box.states)
 
         run(test)
+
+
+def test_a_pause_while_the_office_proxy_stalls_cuts_it_short_at_once(pki: Pki) -> None:
+    """Through an HTTP proxy that takes the CONNECT and never answers: the pause ends the
+    contact within a second, not when the connect timeout runs out."""
+    with StallingBroker() as proxy:
+        cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=8883,
+                     proxy=ProxyConfig("http", "127.0.0.1", proxy.port))
+
+        async def test() -> None:
+            async with Box(cfg) as box:
+                assert await asyncio.to_thread(proxy.hello.wait, 10), "the box never asked the proxy"
+                box.uplink.pause()
+                started = time.monotonic()
+                assert await asyncio.to_thread(proxy.gone.wait, 5), "the box kept the connection open"
+                assert time.monotonic() - started < 1.0, f"closed {time.monotonic() - started:.1f} s after the pause"
+                assert box.uplink.connections == 0 and box.uplink.last_error is None and not any(box.states)
+
+        run(test)
+    assert proxy.said.startswith(b"CONNECT 127.0.0.1:8883 "), proxy.said
 
 
 # ------------------------------------------------------------------ a failure named for what it is

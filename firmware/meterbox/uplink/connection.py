@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import threading
 from typing import TYPE_CHECKING, Any, Callable
@@ -42,7 +43,7 @@ class Client(mqtt.Client):
     of it kept while the set-up runs: abandon() shuts the connection down through it (shutdown
     acts on the connection, whichever descriptor paho's TLS socket now holds), and the set-up
     fails at once. The duplicate is closed when the set-up ends, so it never holds a
-    connection open. Through a proxy, PySocks dials itself: abandoned once its set-up ends.
+    connection open. Through a proxy the same holds: the socket is PySocks', dialled here.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -53,32 +54,48 @@ class Client(mqtt.Client):
 
     def _create_socket_connection(self) -> socket.socket:
         self._check_abandoned()                   # before the DNS look-up too
-        if self._get_proxy():
-            return super()._create_socket_connection()
+        proxy = self._get_proxy()
+        if not proxy:
+            return self._dial(self._host, self._port, lambda family, kind, proto: socket.socket(family, kind, proto),
+                              lambda sock, address: sock.connect(address))
+        # As PySocks' create_connection: to the proxy's addresses, then CONNECT to the broker.
+        import socks
+
+        def through(family: int, kind: int, proto: int) -> socket.socket:
+            sock: socket.socket = socks.socksocket(family, kind, proto)
+            sock.set_proxy(proxy["proxy_type"], proxy["proxy_addr"], proxy["proxy_port"],  # type: ignore[attr-defined]
+                           proxy.get("proxy_rdns", True), proxy.get("proxy_username"), proxy.get("proxy_password"))
+            return sock
+        return self._dial(proxy["proxy_addr"], proxy["proxy_port"], through,
+                          lambda sock, _: sock.connect((self._host, self._port)))
+
+    def _dial(self, host: str, port: int, make: Callable[[int, int, int], socket.socket],
+              connect: Callable[[socket.socket, Any], None]) -> socket.socket:
+        """Each address of HOST in turn, keeping a duplicate of the socket for abandon()."""
         last: OSError | None = None
-        for family, kind, proto, _, address in socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM):
-            sock = socket.socket(family, kind, proto)
+        for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+            sock = make(family, kind, proto)
             try:
                 with self._setup_lock:
                     self._check_abandoned()
-                    self._setup_socket = sock.dup()
+                    self._setup_socket = socket.socket(family, kind, proto, fileno=os.dup(sock.fileno()))
                 sock.settimeout(self._connect_timeout)
                 if self._bind_address or self._bind_port:
                     sock.bind((self._bind_address, self._bind_port))
-                sock.connect(address)
+                connect(sock, address)
                 self._check_abandoned()           # abandoned between dup() and connect(): shutdown() missed it
                 return sock
-            except OSError as err:
+            except OSError as err:                # PySocks' ProxyError is one too
                 last = err
                 sock.close()
                 self.setup_ended()
-                if isinstance(err, ConnectionAbortedError) and self._abandoned:
-                    raise
+                if self._abandoned:
+                    raise ConnectionAbortedError("set-up abandoned (paused or stopping)") from err
             except BaseException:
                 sock.close()
                 self.setup_ended()
                 raise
-        raise last or OSError(f"no address for {self._host}")
+        raise last or OSError(f"no address for {host}")
 
     def _check_abandoned(self) -> None:
         if self._abandoned:
