@@ -239,25 +239,44 @@ def test_close_disconnects_cleanly_within_its_timeout_and_run_returns(pki: Pki, 
 
 
 class StallingBroker:
-    """Accepts TCP and never answers TLS: the box's connect() waits in its handshake."""
+    """Accepts TCP and never answers (TLS, or a proxy's CONNECT): the box's set-up waits."""
 
     def __init__(self) -> None:
         import socket
         self.server = socket.create_server(("127.0.0.1", 0))
         self.port = self.server.getsockname()[1]
-        self.hello, self.gone = threading.Event(), threading.Event()
+        self.hello, self.gone = threading.Event(), threading.Event()   # of the first connection
         self.accepted: list[Any] = []
         self.said = b""
+        self._hellos = threading.Condition()
+        self.hellos = 0
 
     def _serve(self) -> None:
-        conn, _ = self.server.accept()
-        self.accepted.append(conn)
-        self.said = conn.recv(4096)
-        if self.said:                     # the box's ClientHello (or a proxy CONNECT): set-up is under way
-            self.hello.set()
-        while conn.recv(4096):            # ... until the box closes or shuts down the connection
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:                   # closed at the end of the test
+                return
+            self.accepted.append(conn)
+            threading.Thread(target=self._stall, args=(conn, len(self.accepted) == 1), daemon=True).start()
+
+    def _stall(self, conn: Any, first: bool) -> None:
+        said = conn.recv(4096)
+        if said:                              # the box's ClientHello (or CONNECT): set-up is under way
+            with self._hellos:
+                self.hellos += 1
+                self._hellos.notify_all()
+            if first:
+                self.said = said
+                self.hello.set()
+        while conn.recv(4096):                # ... until the box closes or shuts down the connection
             pass
-        self.gone.set()
+        if first:
+            self.gone.set()
+
+    def wait_hellos(self, count: int, timeout: float) -> bool:
+        with self._hellos:
+            return self._hellos.wait_for(lambda: self.hellos >= count, timeout)
 
     def __enter__(self) -> StallingBroker:
         threading.Thread(target=self._serve, daemon=True).start()
@@ -302,6 +321,29 @@ def test_a_pause_during_the_tls_handshake_cuts_it_short_at_once(pki: Pki) -> Non
                 assert await asyncio.to_thread(stalling.gone.wait, 5), "the box kept the connection open"
                 assert time.monotonic() - started < 1.0, f"closed {time.monotonic() - started:.1f} s after the pause"
                 assert box.uplink.connections == 0 and box.uplink.last_error is None and not any(box.states)
+
+        run(test)
+
+
+def test_resume_after_a_set_up_cut_short_dials_again_and_close_does_not_wait(pki: Pki) -> None:
+    """Pause during a stalled handshake, resume: the box tries again (after its back-off); a stop
+    then does not wait for that second handshake either."""
+    with StallingBroker() as stalling:
+        cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=stalling.port)
+
+        async def test() -> None:
+            box = Box(cfg)
+            task = asyncio.create_task(box.uplink.run())
+            assert await asyncio.to_thread(stalling.hello.wait, 10), "the box never started its TLS handshake"
+            box.uplink.pause()
+            assert await asyncio.to_thread(stalling.gone.wait, 5), "the pause left the connection open"
+            box.uplink.resume()
+            assert await asyncio.to_thread(stalling.wait_hellos, 2, 15), "no new attempt after resume"
+            started = time.monotonic()
+            await box.uplink.close(timeout=1.0)
+            await asyncio.wait_for(task, 1.0)
+            assert time.monotonic() - started < 1.0
+            assert box.uplink.connections == 0 and not any(box.states)
 
         run(test)
 

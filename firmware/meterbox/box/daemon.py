@@ -391,13 +391,14 @@ class Daemon:
 
     async def _write_live_now(self) -> None:
         try:
-            await self._refresh_live(await self.box_state())
+            self._live = await self._live_status()     # the store is asked once, not again for the LEDs
+            await self._refresh_live(await self.box_state(), dict(self._live))
         except Exception:  # the live loop tries again, and says so
             log.debug("first live status not written", exc_info=True)
 
-    async def _refresh_live(self, state: BoxState) -> None:
+    async def _refresh_live(self, state: BoxState, status: dict[str, Any] | None = None) -> None:
         """The counts from the store, the live status file and STATUS=, when they changed."""
-        status = await self._live_status()
+        status = status if status is not None else await self._live_status()
         status["fault"] = state.fault
         self._live = status
         if status != self._written:

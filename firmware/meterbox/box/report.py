@@ -125,5 +125,3 @@ def shown(text: str | None, limit: int = 80) -> str:
 
 def when(value: Any) -> str | None:
     return utc_iso(float(value)) if value else None
-
-

@@ -316,9 +316,8 @@ class Discovery:
 
     @staticmethod
     async def _mdns(run: _Sweep) -> Any:
-        from meterbox.printers.mdns import (
-            MdnsBrowser,  # zeroconf costs import time; only when used
-        )
+        # zeroconf costs import time: only when used
+        from meterbox.printers.mdns import MdnsBrowser
 
         browser = MdnsBrowser(run.announced)
         return browser if await browser.start() else None

@@ -94,7 +94,7 @@ def merge(found: Iterable[Found]) -> list[Found]:
             first = by_serial[item.serial]
             first.also_at.append(item.address)
             say_once(f"printer {item.serial} answers at {first.address} and {item.address}: "
-                  f"one printer with two network ports; it is read at {first.address}")
+                     f"one printer with two network ports; it is read at {first.address}")
         else:
             by_serial[item.serial] = item
     return [*by_serial.values(), *anonymous]

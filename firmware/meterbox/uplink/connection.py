@@ -74,7 +74,11 @@ class Client(mqtt.Client):
         """Each address of HOST in turn, keeping a duplicate of the socket for abandon()."""
         last: OSError | None = None
         for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
-            sock = make(family, kind, proto)
+            try:
+                sock = make(family, kind, proto)   # an address family this box lacks: the next address
+            except OSError as err:
+                last = err
+                continue
             try:
                 with self._setup_lock:
                     self._check_abandoned()
