@@ -41,7 +41,6 @@ PYTHON = sys.executable
 # documentation (Xerox and Ricoh billing counters)
 PRINTERS = ["jetdirect_m130nw", "konica_c250i", "kyocera_cs-4053ci", "sharp", "brother_hl5370dw",
             "epson", "xerox_altalink_synthetic", "ricoh_mpc_synthetic"]
-LIFE_COUNT = "1.3.6.1.2.1.43.10.2.1.4.1.1"
 FIRST = {"impressions.total": 0, "marker.life": 1, "impressions.black": 2, "impressions.color": 3}
 
 
@@ -210,17 +209,62 @@ def show_books(db_file: Path, stop: threading.Event) -> None:
                   flush=True)
 
 
+# What a page printed adds to, by meter name: every printer's billing meters grow together, as a
+# real one's do (a mono page: total, black, marker life, sheets; a colour page: total, colour, ...).
+MONO = ("impressions.total", "impressions.black", "marker.life", "sheets.total", "sheets.black")
+COLOUR = ("impressions.total", "impressions.color", "marker.life", "sheets.total", "sheets.color")
+
+
+def meter_counters(sim: Simulator, name: str, address: str) -> dict[str, tuple[str, int]]:
+    """Meter name -> (OID, value) of the recording's plain counters, found as the box finds them."""
+    import asyncio
+
+    from meterbox.config import Credential, Secret
+    from meterbox.printers.poll import read_printer
+    from meterbox.printers.snmp import SnmpClient, Target
+
+    async def poll() -> Any:
+        client = SnmpClient()
+        try:
+            host, port = address.rsplit(":", 1)
+            return await read_printer(client, Target(host, int(port), Credential(community=Secret(name))),
+                                      strict=False)
+        finally:
+            client.close()
+
+    recorded = {}
+    for line in sim.recording(name).read_text(encoding="latin-1").splitlines():
+        oid, _, rest = line.partition("|")
+        tag, _, value = rest.partition("|")
+        if tag in ("2", "65", "66", "70") and value.isdigit():   # Integer, Counter32, Gauge32, Counter64
+            recorded[oid] = int(value)
+    try:
+        result = asyncio.run(poll())
+    except Exception as err:  # the demo goes on; this printer just does not print
+        print(f"demo   | printer {name}: its meters cannot be found ({err}); its counters stay still", flush=True)
+        return {}
+    counters = {}
+    for source in result.explain:
+        oid = source.oid.split(" + ")[0]     # a meter the profile sums (prints + copies): its first part grows
+        if source.name in MONO + COLOUR and oid in recorded:
+            counters[source.name] = (oid, recorded[oid])
+    return counters
+
+
 def printer_activity(sim: Simulator, stop: threading.Event, every: float) -> None:
-    """The simulated offices print: marker life counts grow between polls."""
-    counts: dict[str, int] = {}
-    for name in PRINTERS:
-        for line in sim.recording(name).read_text(encoding="latin-1").splitlines():
-            if line.startswith(LIFE_COUNT + "|"):
-                counts[name] = int(line.rsplit("|", 1)[1])
+    """The simulated offices print: each printer's billing meters grow between polls, together."""
+    counters = {name: meter_counters(sim, name, address) for name, address in zip(PRINTERS, sim.addresses)}
     while not stop.wait(every):
-        for name in counts:
-            counts[name] += 7 + secrets.randbelow(40)
-            sim.set_values(name, {LIFE_COUNT: counts[name]})
+        for name, meters in counters.items():
+            pages = 7 + secrets.randbelow(40)
+            colour = secrets.randbelow(pages // 3 + 1) if "impressions.color" in meters else 0
+            grown: dict[str, int] = {}
+            for meter, (oid, value) in list(meters.items()):
+                add = (pages - colour if meter in MONO else 0) + (colour if meter in COLOUR else 0)
+                meters[meter] = (oid, value + add)
+                grown[oid] = max(grown.get(oid, 0), value + add)
+            if grown:
+                sim.set_values(name, grown)
 
 
 def _interrupted(signum: int, frame: object) -> None:

@@ -347,7 +347,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         return 0
     print(f"box {info['box']} (identity {info['identity']}): {info['state']}"
           + (f" since {info['since']}" if info["since"] else ""))
-    if info["message"]:
+    if info["message"] and info["state"] != "enrolled":   # an enrolled box's message is its site line below
         print(f"  {info['message']}")
     if info["site"]:
         s = info["site"]
