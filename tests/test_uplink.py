@@ -288,9 +288,11 @@ class StallingBroker:
             conn.close()
 
 
-def test_close_does_not_wait_for_a_connection_that_hangs(pki: Pki) -> None:
-    """A broker that accepts TCP and never answers TLS: the stop does not wait for the handshake
-    (a pause during it: the next test)."""
+@pytest.mark.parametrize("resumed", [False, True], ids=["first", "after-resume"])
+def test_close_does_not_wait_for_a_connection_that_hangs(pki: Pki, resumed: bool) -> None:
+    """A broker that accepts TCP and never answers TLS: a stop does not wait for the handshake.
+    After a pause cut the first one short, a resume dials again (and a stop does not wait for
+    that one either)."""
     with StallingBroker() as stalling:
         cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=stalling.port)
 
@@ -298,47 +300,11 @@ def test_close_does_not_wait_for_a_connection_that_hangs(pki: Pki) -> None:
             box = Box(cfg)
             task = asyncio.create_task(box.uplink.run())
             assert await asyncio.to_thread(stalling.hello.wait, 10), "the box never started its TLS handshake"
-            started = time.monotonic()
-            await box.uplink.close(timeout=1.0)
-            await asyncio.wait_for(task, 1.0)
-            assert time.monotonic() - started < 1.0
-            assert box.uplink.connections == 0
-
-        run(test)
-
-
-def test_a_pause_during_the_tls_handshake_cuts_it_short_at_once(pki: Pki) -> None:
-    """A broker that accepts TCP and stalls the TLS handshake: a pause (the button) must end the
-    contact within a second, not when the handshake times out, and say nothing went wrong."""
-    with StallingBroker() as stalling:
-        cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=stalling.port)
-
-        async def test() -> None:
-            async with Box(cfg) as box:
-                assert await asyncio.to_thread(stalling.hello.wait, 10), "the box never started its TLS handshake"
+            if resumed:
                 box.uplink.pause()
-                started = time.monotonic()
-                assert await asyncio.to_thread(stalling.gone.wait, 5), "the box kept the connection open"
-                assert time.monotonic() - started < 1.0, f"closed {time.monotonic() - started:.1f} s after the pause"
-                assert box.uplink.connections == 0 and box.uplink.last_error is None and not any(box.states)
-
-        run(test)
-
-
-def test_resume_after_a_set_up_cut_short_dials_again_and_close_does_not_wait(pki: Pki) -> None:
-    """Pause during a stalled handshake, resume: the box tries again (after its back-off); a stop
-    then does not wait for that second handshake either."""
-    with StallingBroker() as stalling:
-        cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=stalling.port)
-
-        async def test() -> None:
-            box = Box(cfg)
-            task = asyncio.create_task(box.uplink.run())
-            assert await asyncio.to_thread(stalling.hello.wait, 10), "the box never started its TLS handshake"
-            box.uplink.pause()
-            assert await asyncio.to_thread(stalling.gone.wait, 5), "the pause left the connection open"
-            box.uplink.resume()
-            assert await asyncio.to_thread(stalling.wait_hellos, 2, 15), "no new attempt after resume"
+                assert await asyncio.to_thread(stalling.gone.wait, 5), "the pause left the connection open"
+                box.uplink.resume()
+                assert await asyncio.to_thread(stalling.wait_hellos, 2, 15), "no new attempt after resume"
             started = time.monotonic()
             await box.uplink.close(timeout=1.0)
             await asyncio.wait_for(task, 1.0)
@@ -348,24 +314,30 @@ def test_resume_after_a_set_up_cut_short_dials_again_and_close_does_not_wait(pki
         run(test)
 
 
-def test_a_pause_while_the_office_proxy_stalls_cuts_it_short_at_once(pki: Pki) -> None:
-    """Through an HTTP proxy that takes the CONNECT and never answers: the pause ends the
-    contact within a second, not when the connect timeout runs out."""
-    with StallingBroker() as proxy:
-        cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=8883,
-                     proxy=ProxyConfig("http", "127.0.0.1", proxy.port))
+@pytest.mark.parametrize("stalls", ["broker", "proxy"])
+def test_a_pause_during_the_set_up_cuts_it_short_at_once(pki: Pki, stalls: str) -> None:
+    """A broker that accepts TCP and stalls its TLS handshake, or an HTTP proxy that takes the
+    CONNECT and never answers: a pause (the button) ends the contact within a second, not when
+    the connect timeout runs out, and says nothing went wrong."""
+    with StallingBroker() as stalling:
+        if stalls == "broker":
+            cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=stalling.port)
+        else:
+            cfg = config(cert=pki.client(BOX_ID), ca=pki.ca_cert, port=8883,
+                         proxy=ProxyConfig("http", "127.0.0.1", stalling.port))
 
         async def test() -> None:
             async with Box(cfg) as box:
-                assert await asyncio.to_thread(proxy.hello.wait, 10), "the box never asked the proxy"
+                assert await asyncio.to_thread(stalling.hello.wait, 10), f"the box never started its set-up ({stalls})"
                 box.uplink.pause()
                 started = time.monotonic()
-                assert await asyncio.to_thread(proxy.gone.wait, 5), "the box kept the connection open"
+                assert await asyncio.to_thread(stalling.gone.wait, 5), "the box kept the connection open"
                 assert time.monotonic() - started < 1.0, f"closed {time.monotonic() - started:.1f} s after the pause"
                 assert box.uplink.connections == 0 and box.uplink.last_error is None and not any(box.states)
 
         run(test)
-    assert proxy.said.startswith(b"CONNECT 127.0.0.1:8883 "), proxy.said
+    if stalls == "proxy":
+        assert stalling.said.startswith(b"CONNECT 127.0.0.1:8883 "), stalling.said
 
 
 # ------------------------------------------------------------------ a failure named for what it is
