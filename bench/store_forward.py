@@ -4,8 +4,8 @@ Run:  .venv/bin/python bench/store_forward.py [--readings 100000] [--in-flight 2
 
 1. Store: N readings (a colour printer's: 6 meters, 6 supplies) are written through the
    daemon's own Store.add_readings, in commits of one poll round (--round readings, as
-   the daemon's 0.5 s group commit makes them) and, for a sample, one reading per commit
-   (a lone printer). Bytes written per reading come from /proc/self/io write_bytes (what
+   the daemon's 0.5 s group commit makes them) and, for a sample, one printer alone: each
+   reading its own commit, and its PUBACK's mark another, as the daemon does. Bytes written per reading come from /proc/self/io write_bytes (what
    reached the block layer: WAL, checkpoints, fsyncs); store size per reading from the
    file.
 2. Drain: the real `meterbox run` starts with that backlog and a real Mosquitto (mutual
@@ -59,13 +59,19 @@ def reading(i: int, t0: float) -> tuple[Device, Reading]:
             Reading(serial, t0 + i, meters, supplies, clock="ntp", mono=float(i), boot="bench"))
 
 
-def fill(path: Path, count: int, per_commit: int) -> tuple[float, float]:
-    """Write COUNT readings in commits of PER_COMMIT; return (bytes written, seconds) per reading."""
+def fill(path: Path, count: int, per_commit: int, *, lone: bool = False) -> tuple[float, float]:
+    """Write COUNT readings in commits of PER_COMMIT; return (bytes written, seconds) per reading.
+
+    LONE: one printer's readings, each followed by the commit of its PUBACK, as the daemon
+    does when the broker answers before the next poll (the mark-sent commit is its own)."""
     store = Store(path)
     t0 = time.time() - count
     before, started = write_bytes(), time.perf_counter()
     for start in range(0, count, per_commit):
-        store.add_readings(BOX_ID, [reading(i, t0) for i in range(start, min(start + per_commit, count))])
+        batch = [reading(i * PRINTERS if lone else i, t0) for i in range(start, min(start + per_commit, count))]
+        store.add_readings(BOX_ID, batch)
+        if lone:
+            store.mark_sent([m.id for m in store.pending(per_commit)])
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     spent, written = time.perf_counter() - started, write_bytes() - before
     store.close()
@@ -118,7 +124,7 @@ def main() -> None:
         work = Path(tmp)
         fs = os.statvfs(tmp)
         print(f"store on {tmp} ({fs.f_bsize}-byte blocks); {args.readings:,} readings of {PRINTERS} printers")
-        single_w, single_t = fill(work / "single.db", 2000, 1)
+        single_w, single_t = fill(work / "single.db", 2000, 1, lone=True)
         state = work / "state"
         state.mkdir()
         round_w, round_t = fill(state / "meterbox.db", args.readings, args.round)
@@ -127,12 +133,12 @@ def main() -> None:
     print(f"{'figure':<56} {'measured':>12} {'target':>12}")
     rows = [
         (f"store: written per reading, {args.round} per commit (poll round)", f"{round_w:,.0f} B", ""),
-        ("store: written per reading, 1 per commit (lone printer)", f"{single_w:,.0f} B", ""),
+        ("store + sent: written per reading, lone printer (2 commits)", f"{single_w:,.0f} B", ""),
         ("drain: written per reading sent (mark sent)", f"{drain_w:,.0f} B", ""),
         (f"P6 written per reading, stored + sent ({args.round}/commit)", f"{round_w + drain_w:,.0f} B",
          f"<= {P6:,.0f} B " + ("ok" if round_w + drain_w <= P6 else "MISSED")),
-        ("P6 written per reading, stored + sent (1/commit)", f"{single_w + drain_w:,.0f} B",
-         f"<= {P6:,.0f} B " + ("ok" if single_w + drain_w <= P6 else "MISSED")),
+        ("P6 written per reading, stored + sent (lone printer)", f"{single_w:,.0f} B",
+         f"<= {P6:,.0f} B " + ("ok" if single_w <= P6 else "MISSED")),
         ("store size per reading", f"{size:,.0f} B", ""),
         ("CPU+wall to store one reading (poll round)", f"{round_t * 1e6:,.0f} us", ""),
         (f"P5 drain to Mosquitto, QoS 1, in_flight {in_flight} ({sent:,} readings)", f"{rate:,.0f} /s",
